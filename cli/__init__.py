@@ -1,0 +1,1 @@
+"""The ``dcicnn`` command-line app (installed as the ``dcicnn_cli`` package)."""

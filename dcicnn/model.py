@@ -1,0 +1,256 @@
+"""DCI-CNN: the network of Menassel et al. (2024), section 3, as a Hub-aware ``nn.Module``.
+
+The paper's network is 7 blocks of conv 3x3 (stride 1, padding 1) -> BatchNorm -> ReLU, then one conv 3x3 that
+produces the image: 8 convolutions, 7 BatchNorm layers, 7 ReLUs. Where the paper is vague or wrong we chose:
+
+* Output channels equal input channels (the paper's "1 filter" cannot produce an RGB image).
+* Feature width is not given in the paper: 64 by default.
+* ``residual=True`` (default) predicts the degradation and subtracts it from the input, as DnCNN does; this
+  trains faster and better. ``residual=False`` is the paper-faithful direct mapping.
+* Convolutions that feed a BatchNorm carry no bias (BatchNorm's shift makes it redundant); without BatchNorm
+  every convolution has a bias.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import ModelCard, PyTorchModelHubMixin
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from dcicnn import hub
+
+__all__ = ["DCICNN"]
+
+
+class DCICNN(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="dcicnn",
+    pipeline_tag="image-to-image",
+    license="mit",
+    tags=["image-restoration", "jpeg-artifact-removal", "denoising", "deblurring", "dcicnn"],
+):
+    """Plain CNN image restorer (conv-BN-ReLU stack) that maps a degraded image in [0, 1] to a restored one.
+
+    Args:
+        in_channels: 3 for RGB, 1 for grayscale. The output has the same number of channels.
+        width: number of feature channels of the hidden layers.
+        depth: number of convolution layers (the paper: 8). The receptive field is ``2 * depth + 1`` pixels.
+        residual: predict the correction and subtract it from the input (DnCNN style) instead of the image.
+        batch_norm: BatchNorm after each hidden convolution, as in the paper.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        width: int = 64,
+        depth: int = 8,
+        residual: bool = True,
+        batch_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        _check_int("in_channels", in_channels, allowed=(1, 3))
+        _check_int("width", width, minimum=1)
+        _check_int("depth", depth, minimum=2)
+        _check_bool("residual", residual)
+        _check_bool("batch_norm", batch_norm)
+        self.in_channels = in_channels
+        self.width = width
+        self.depth = depth
+        self.residual = residual
+        self.batch_norm = batch_norm
+
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for _ in range(depth - 1):
+            layers.append(nn.Conv2d(channels, width, 3, stride=1, padding=1, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(width))
+            layers.append(nn.ReLU(inplace=True))
+            channels = width
+        layers.append(nn.Conv2d(width, in_channels, 3, stride=1, padding=1, bias=True))
+        self.body = nn.Sequential(*layers)
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # What inference code needs to know about the model.
+    @property
+    def out_channels(self) -> int:
+        """Channels of the restored image (always equal to ``in_channels``)."""
+        return self.in_channels
+
+    @property
+    def scale(self) -> int:
+        """Spatial scale factor between input and output."""
+        return 1
+
+    @property
+    def receptive_field(self) -> int:
+        """Side in pixels of the input window that one output pixel depends on (``2 * depth + 1``)."""
+        return 2 * self.depth + 1
+
+    @property
+    def receptive_radius(self) -> int:
+        """Pixels of context needed on each side; a tile overlap of at least this gives seamless tiling."""
+        return self.depth
+
+    @property
+    def flops_per_pixel(self) -> int:
+        """Multiply-adds x 2 per output pixel of the convolutions (BatchNorm folds away at inference)."""
+        macs = 9 * (self.in_channels * self.width + (self.depth - 2) * self.width**2 + self.width * self.in_channels)
+        return 2 * macs
+
+    # ----------------------------------------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Restore a batch ``(N, C, H, W)`` of images on the [0, 1] scale; any H and W >= 1. Output is unclipped."""
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"expected a (N, {self.in_channels}, H, W) tensor, got shape {tuple(x.shape)}")
+        out = self.body(x)
+        return x - out if self.residual else out
+
+    def fuse_batchnorm(self) -> DCICNN:
+        """Return an inference copy with every BatchNorm folded into the preceding convolution.
+
+        The copy is a BatchNorm-free ``DCICNN`` (same width, depth and mode), in eval mode, whose output equals
+        this model's eval-mode output up to float rounding. Its config describes it exactly, so it can be saved
+        and loaded like any other model.
+        """
+        fused = DCICNN(self.in_channels, self.width, self.depth, residual=self.residual, batch_norm=False)
+        if not self.batch_norm:
+            fused.load_state_dict(self.state_dict())
+            return fused.eval()
+        src = list(self.body)
+        convs: list[nn.Conv2d] = []
+        for i, layer in enumerate(src):
+            if isinstance(layer, nn.Conv2d):
+                nxt = src[i + 1] if i + 1 < len(src) else None
+                conv = copy.deepcopy(layer).eval()
+                if isinstance(nxt, nn.BatchNorm2d):
+                    conv = fuse_conv_bn_eval(conv, copy.deepcopy(nxt).eval())
+                convs.append(conv)
+        dst = [m for m in fused.body if isinstance(m, nn.Conv2d)]
+        with torch.no_grad():
+            for target, conv in zip(dst, convs, strict=True):
+                target.weight.copy_(conv.weight)
+                assert target.bias is not None and conv.bias is not None
+                target.bias.copy_(conv.bias)
+        return fused.to(next(self.parameters()).device).eval()
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Hugging Face Hub: strict, safetensors-only loading and our own model card.
+    @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls,
+        pretrained_model_name_or_path: str | Path | None = None,
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        force_download: bool = False,
+        map_location: str | torch.device = "cpu",
+        strict: bool = True,
+        allow_pickle: bool = False,
+    ) -> DCICNN:
+        """Load a model from a local directory, a Hub repo id, or (with no argument) the bundled default weights.
+
+        Loading is strict (every tensor must match the config) and reads only ``model.safetensors``; pass
+        ``allow_pickle=True`` to accept a ``pytorch_model.bin`` (loaded with ``weights_only=True``).
+
+        Raises:
+            hub.WeightsNotFoundError: the repo, revision, directory or weights file does not exist.
+            hub.WeightsMismatchError: ``config.json`` does not describe the stored weights.
+        """
+        if pretrained_model_name_or_path is None:
+            pretrained_model_name_or_path = hub.bundled_model_dir()
+        source = str(pretrained_model_name_or_path)
+        hub.check_source(source)
+        with hub.translated_hub_errors(source, revision):
+            model = super().from_pretrained(
+                source,
+                revision=revision,
+                cache_dir=cache_dir,
+                local_files_only=local_files_only,
+                token=token,
+                force_download=force_download,
+                map_location=str(map_location),
+                strict=strict,
+                allow_pickle=allow_pickle,
+            )
+        return model
+
+    @classmethod
+    def _from_pretrained(  # type: ignore[override]
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        config: dict[str, Any] | None = None,
+        map_location: str = "cpu",
+        strict: bool = True,
+        allow_pickle: bool = False,
+        **model_kwargs: Any,
+    ) -> DCICNN:
+        if config is None:
+            hub.ensure_config(
+                model_id,
+                revision=revision,
+                cache_dir=cache_dir,
+                local_files_only=local_files_only,
+                token=token,
+            )
+        known = {k: v for k, v in config.items() if k in cls._hub_mixin_init_parameters}
+        model = cls(**{**known, **model_kwargs})
+        weights = hub.fetch_weights(
+            model_id,
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            local_files_only=local_files_only,
+            token=token,
+            allow_pickle=allow_pickle,
+        )
+        state_dict = hub.read_state_dict(weights, map_location=map_location)
+        hub.load_state_dict(model, state_dict, strict=strict, source=model_id)
+        return model.eval()
+
+    def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
+        """Render the model card from ``model_cards/`` (keyword arguments: see ``dcicnn.hub.render_model_card``)."""
+        return hub.render_model_card(self, **kwargs)
+
+    def save_pretrained(  # type: ignore[override]
+        self,
+        save_directory: str | Path,
+        *,
+        model_card_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> str | None:
+        """Write ``config.json``, ``model.safetensors`` and a ``README.md`` model card to ``save_directory``.
+
+        ``model_card_kwargs`` go to ``dcicnn.hub.render_model_card`` (e.g. ``eval_results``, ``training``).
+        An existing README.md is replaced, so the card always describes the weights beside it.
+        """
+        (Path(save_directory) / "README.md").unlink(missing_ok=True)
+        return super().save_pretrained(save_directory, model_card_kwargs=model_card_kwargs, **kwargs)
+
+
+def _check_int(name: str, value: object, *, allowed: tuple[int, ...] = (), minimum: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    if allowed and value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be a bool, got {value!r}")

@@ -1,0 +1,1 @@
+"""Jinja templates of the Hub model cards (installed as ``dcicnn.model_cards``)."""

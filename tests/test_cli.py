@@ -1,0 +1,68 @@
+"""The ``dcicnn`` console script: the demo, and one-line errors with a non-zero exit instead of tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dcicnn import DCICNN, hub
+
+EXE = Path(sys.executable).with_name("dcicnn")
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(EXE), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_demo_writes_a_comparison(tmp_path: Path) -> None:
+    result = run("demo", "-o", "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["clean.png", "comparison.png", "degraded.png", "restored.png"]
+    clean = np.asarray(Image.open(out / "clean.png"))
+    comparison = Image.open(out / "comparison.png")
+    assert comparison.width > 3 * clean.shape[1] and comparison.height > clean.shape[0]
+    assert "PSNR vs clean" in result.stdout
+    if not hub.has_bundled_weights():
+        assert "no trained default weights" in result.stdout
+        restored, degraded = (np.asarray(Image.open(out / f"{n}.png")) for n in ("restored", "degraded"))
+        assert np.array_equal(restored, degraded)
+
+
+@pytest.mark.slow
+def test_demo_with_a_local_model(tmp_path: Path) -> None:
+    DCICNN(width=8, depth=3).save_pretrained(tmp_path / "m")
+    result = run("demo", "-o", "out", "--model", str(tmp_path / "m"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"model: {tmp_path / 'm'}" in result.stdout and "no trained default weights" not in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["demo", "--model", "/no/such/model"], "no such directory"),
+        (["demo", "--quality", "0"], "--quality must be in 1..95"),
+        (["download", "not a repo id!"], "not a valid Hub repo id"),
+    ],
+)
+def test_user_errors_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "demo_output").exists()  # nothing half-written
+
+
+def test_help_lists_the_commands() -> None:
+    from dcicnn_cli.main import build_parser
+
+    text = build_parser().format_help()
+    for command in ("demo", "push", "download"):
+        assert command in text

@@ -1,0 +1,130 @@
+"""The DCI-CNN network: structure, shapes, argument checks, receptive field and BatchNorm folding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from dcicnn import DCICNN
+
+
+def count(model: nn.Module, kind: type[nn.Module]) -> int:
+    return sum(isinstance(m, kind) for m in model.modules())
+
+
+def randomise_batchnorm(model: DCICNN, seed: int = 0) -> DCICNN:
+    """Give every BatchNorm non-trivial affine parameters and running statistics."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+    return model.eval()
+
+
+def test_paper_layer_counts() -> None:
+    model = DCICNN()
+    assert (count(model, nn.Conv2d), count(model, nn.BatchNorm2d), count(model, nn.ReLU)) == (8, 7, 7)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert all(c.kernel_size == (3, 3) and c.stride == (1, 1) and c.padding == (1, 1) for c in convs)
+    assert convs[0].in_channels == 3 and convs[-1].out_channels == 3
+
+
+def test_parameter_count_width_64() -> None:
+    model = DCICNN(in_channels=3, width=64, depth=8)
+    first = 3 * 64 * 9  # no bias: BatchNorm follows
+    middle = 6 * (64 * 64 * 9)
+    batchnorm = 7 * 2 * 64
+    last = 64 * 3 * 9 + 3
+    assert sum(p.numel() for p in model.parameters()) == first + middle + batchnorm + last == 225_539
+
+
+def test_flops_per_pixel_matches_design() -> None:
+    assert DCICNN().flops_per_pixel == 2 * 9 * (3 * 64 + 6 * 64 * 64 + 64 * 3)
+    assert abs(DCICNN().flops_per_pixel - 0.45e6) < 0.01e6
+
+
+@pytest.mark.parametrize("in_channels", [1, 3])
+@pytest.mark.parametrize("residual", [True, False])
+@pytest.mark.parametrize("batch_norm", [True, False])
+@pytest.mark.parametrize("size", [(1, 1), (7, 13), (33, 17), (64, 64)])
+def test_forward_shapes(in_channels: int, residual: bool, batch_norm: bool, size: tuple[int, int]) -> None:
+    model = DCICNN(in_channels=in_channels, width=8, depth=4, residual=residual, batch_norm=batch_norm).eval()
+    x = torch.rand(2, in_channels, *size)
+    y = model(x)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert torch.isfinite(y).all()
+
+
+def test_residual_mode_subtracts_the_body_output() -> None:
+    model = DCICNN(width=8, depth=3, residual=True).eval()
+    x = torch.rand(1, 3, 9, 9)
+    torch.testing.assert_close(model(x), x - model.body(x))
+    direct = DCICNN(width=8, depth=3, residual=False).eval()
+    torch.testing.assert_close(direct(x), direct.body(x))
+
+
+def test_wrong_input_channels_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match=r"expected a \(N, 3, H, W\) tensor"):
+        DCICNN()(torch.rand(1, 1, 8, 8))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"in_channels": 2}, "in_channels must be one of"),
+        ({"in_channels": 3.0}, "in_channels must be an int"),
+        ({"width": 0}, "width must be >= 1"),
+        ({"depth": 1}, "depth must be >= 2"),
+        ({"depth": True}, "depth must be an int"),
+        ({"residual": "yes"}, "residual must be a bool"),
+        ({"batch_norm": 1}, "batch_norm must be a bool"),
+    ],
+)
+def test_invalid_arguments(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        DCICNN(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("depth", [2, 5, 8])
+def test_receptive_field_is_what_the_model_reports(depth: int) -> None:
+    model = DCICNN(width=4, depth=depth, residual=False, batch_norm=False).double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.rand_like(p) + 0.1)  # positive weights: every path carries the perturbation
+    size, centre = 41, 20
+    x = torch.rand(1, 3, size, size, dtype=torch.float64)
+    y = model(x)
+    bumped = x.clone()
+    bumped[0, :, centre, centre] += 1.0
+    changed = (model(bumped) - y).abs().amax(dim=1)[0] > 0
+    rows, cols = torch.nonzero(changed, as_tuple=True)
+    assert int(rows.max() - rows.min() + 1) == model.receptive_field == 2 * depth + 1
+    assert int(cols.max() - cols.min() + 1) == model.receptive_field
+    assert model.receptive_radius == depth
+
+
+@pytest.mark.parametrize("residual", [True, False])
+@pytest.mark.parametrize("in_channels", [1, 3])
+def test_fused_equals_unfused(residual: bool, in_channels: int) -> None:
+    torch.manual_seed(0)
+    model = randomise_batchnorm(DCICNN(in_channels=in_channels, width=16, depth=8, residual=residual))
+    fused = model.fuse_batchnorm()
+    assert count(fused, nn.BatchNorm2d) == 0 and count(fused, nn.Conv2d) == 8
+    assert not fused.training and fused.batch_norm is False and fused.residual is residual
+    x = torch.rand(2, in_channels, 31, 45)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=0)
+    assert model.training is False and count(model, nn.BatchNorm2d) == 7  # the original is untouched
+
+
+def test_fusing_a_batchnorm_free_model_is_a_copy() -> None:
+    model = DCICNN(width=8, depth=3, batch_norm=False).eval()
+    fused = model.fuse_batchnorm()
+    assert fused is not model
+    x = torch.rand(1, 3, 10, 10)
+    torch.testing.assert_close(fused(x), model(x))
