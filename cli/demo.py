@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.resources
-import io
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,8 @@ from PIL import Image, ImageDraw
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from dcicnn import DCICNN, hub
-from dcicnn.imageio import save_image_atomic, to_array, to_image
+from dcicnn.degradations import jpeg
+from dcicnn.imageio import image_to_uint8, save_image_atomic, to_image
 
 SAMPLE = "sample.png"
 
@@ -23,9 +23,9 @@ def add_parser(sub: Any) -> None:
     parser = sub.add_parser(
         "demo",
         help="restore the bundled sample photo and write a before/after comparison",
-        description="Compress the bundled sample photo (a crop of Kodak image 23) as JPEG, restore it with the "
-        "bundled default weights (or --model), print PSNRs and write degraded.png, restored.png, clean.png and "
-        "comparison.png.",
+        description="Compress the bundled sample photo (a crop of Kodak image 23) as JPEG (Pillow, 4:2:0), "
+        "restore it with the bundled default weights (or --model), print PSNRs and write degraded.png, "
+        "restored.png, clean.png and comparison.png.",
     )
     parser.add_argument("-o", "--output", type=Path, default=Path("demo_output"), help="output directory")
     parser.add_argument("--model", help="a model directory or Hub repo id instead of the bundled default")
@@ -36,8 +36,9 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if not 1 <= args.quality <= 95:
         raise ValueError(f"--quality must be in 1..95, got {args.quality}")
-    clean = Image.open(importlib.resources.files("dcicnn").joinpath("assets", SAMPLE)).convert("RGB")
-    degraded = _jpeg(clean, args.quality)
+    with Image.open(importlib.resources.files("dcicnn").joinpath("assets", SAMPLE)) as sample:
+        clean = sample.convert("RGB")
+    degraded = Image.fromarray(jpeg(image_to_uint8(clean), args.quality))
     model, label = _load_model(args.model)
     restored = _restore(model, degraded)
 
@@ -84,17 +85,10 @@ def _load_model(source: str | None) -> tuple[DCICNN, str]:
 
 
 def _restore(model: DCICNN, image: Image.Image) -> Image.Image:
-    x = torch.from_numpy(to_array(image)).permute(2, 0, 1)[None].float() / 255.0
+    x = torch.from_numpy(image_to_uint8(image)).permute(2, 0, 1)[None].float() / 255.0
     with torch.inference_mode():
         y = model.fuse_batchnorm()(x)
     return to_image(y[0].permute(1, 2, 0).numpy())
-
-
-def _jpeg(image: Image.Image, quality: int) -> Image.Image:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
-    buffer.seek(0)
-    return Image.open(buffer).convert("RGB")
 
 
 def _psnr(image: Image.Image, reference: Image.Image) -> float:

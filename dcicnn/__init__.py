@@ -1,7 +1,20 @@
 """dcicnn: restore photos damaged by JPEG compression, blur and noise with DCI-CNN."""
 
+from dcicnn.data import DegradationDataModule, HFDataset
+from dcicnn.degradations import PROTOCOLS, Degradation, apply_protocol, protocol_target
 from dcicnn.hub import WeightsMismatchError, WeightsNotFoundError
 from dcicnn.model import DCICNN
 
-__all__ = ["DCICNN", "WeightsMismatchError", "WeightsNotFoundError", "__version__"]
+__all__ = [
+    "DCICNN",
+    "PROTOCOLS",
+    "Degradation",
+    "DegradationDataModule",
+    "HFDataset",
+    "WeightsMismatchError",
+    "WeightsNotFoundError",
+    "__version__",
+    "apply_protocol",
+    "protocol_target",
+]
 __version__ = "0.1.0"

@@ -7,14 +7,41 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
-__all__ = ["save_image_atomic", "to_array", "to_image"]
+__all__ = ["IMAGE_EXTENSIONS", "image_to_uint8", "read_image", "save_image_atomic", "to_image"]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def to_array(image: Image.Image) -> np.ndarray:
-    """RGB uint8 ``(H, W, 3)`` array of a PIL image of any mode."""
-    return np.array(image.convert("RGB"), dtype=np.uint8)
+def image_to_uint8(image: Image.Image, channels: int = 3) -> np.ndarray:
+    """uint8 ``(H, W, channels)`` array of a PIL image of any common mode, with EXIF orientation applied.
+
+    Gray, palette, CMYK and other modes are converted to RGB (or to luma for ``channels=1``); alpha is dropped;
+    16-bit and 32-bit integer images are scaled from 0..65535 to 0..255 (Pillow's own conversion would clip them).
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    image = ImageOps.exif_transpose(image) or image
+    if image.mode.startswith("I"):
+        wide = np.asarray(image, dtype=np.float64)
+        gray = np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8)
+        image = Image.fromarray(gray)
+    elif image.mode == "F":
+        raise ValueError("floating-point images (mode F) are not supported")
+    array = np.array(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
+    return array[:, :, None] if channels == 1 else array
+
+
+def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
+    """Decode an image file to a uint8 ``(H, W, channels)`` array (see ``image_to_uint8``). Raises ``OSError``
+    (or ``ValueError``) with the path in the message for an unreadable file."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image_to_uint8(image, channels)
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise OSError(f"{path}: cannot read image ({err})") from None
 
 
 def to_image(array: np.ndarray) -> Image.Image:

@@ -11,6 +11,7 @@ import torch
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ["HF_DATASETS_OFFLINE"] = "1"
 # Anything that forgets the fake Hub fails fast instead of trying huggingface.co.
 os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
 

@@ -15,6 +15,11 @@ from dcicnn import DCICNN, hub
 EXE = Path(sys.executable).with_name("dcicnn")
 
 
+def read(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(EXE), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
@@ -25,13 +30,12 @@ def test_demo_writes_a_comparison(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["clean.png", "comparison.png", "degraded.png", "restored.png"]
-    clean = np.asarray(Image.open(out / "clean.png"))
-    comparison = Image.open(out / "comparison.png")
-    assert comparison.width > 3 * clean.shape[1] and comparison.height > clean.shape[0]
+    clean, comparison = read(out / "clean.png"), read(out / "comparison.png")
+    assert comparison.shape[1] > 3 * clean.shape[1] and comparison.shape[0] > clean.shape[0]
     assert "PSNR vs clean" in result.stdout
     if not hub.has_bundled_weights():
         assert "no trained default weights" in result.stdout
-        restored, degraded = (np.asarray(Image.open(out / f"{n}.png")) for n in ("restored", "degraded"))
+        restored, degraded = (read(out / f"{n}.png") for n in ("restored", "degraded"))
         assert np.array_equal(restored, degraded)
 
 

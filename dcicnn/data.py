@@ -1,0 +1,532 @@
+"""Paired (degraded, clean) datasets over image folders and Hugging Face datasets, and their LightningDataModule.
+
+Training pairs: a random crop (random offset, so a JPEG source's own 8x8 grid does not line up with the crop's),
+a random flip/rotation, then the training ``Degradation`` on the input only; every draw comes from torch's RNG, so
+``seed_everything`` makes runs repeatable while epochs, workers and DDP ranks all see different pairs.
+Validation pairs: a centre crop degraded by named protocols (``apply_protocol``), identical in every run.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import lightning as L
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+from dcicnn.degradations import PROTOCOLS, Degradation, apply_protocol, protocol_target, seed_pipeline
+from dcicnn.imageio import IMAGE_EXTENSIONS, image_to_uint8, read_image
+
+__all__ = [
+    "DEFAULT_VAL_PROTOCOLS",
+    "DegradationDataModule",
+    "FolderSource",
+    "HFDataset",
+    "HFSource",
+    "StreamingTrainPatches",
+    "TrainPatches",
+    "ValidationPairs",
+    "collate_validation",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VAL_PROTOCOLS = ("jpeg-q10", "jpeg-q30", "noise-s25", "blur-s2+jpeg-q30", "mixed-light", "mixed-heavy")
+_REPORTED: set[str] = set()
+
+
+def _report_once(key: str, message: str) -> None:
+    if key not in _REPORTED:
+        _REPORTED.add(key)
+        log.warning(message)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Image sources.
+class ImageSource(Protocol):
+    """Indexable images: ``len``, ``load(i)`` -> uint8 ``(H, W, C)``, and a stable ``key(i)`` naming image i."""
+
+    def __len__(self) -> int: ...
+    def load(self, index: int) -> np.ndarray: ...
+    def key(self, index: int) -> str: ...
+
+
+class FolderSource:
+    """Images under one or more folders (recursive): jpg, jpeg, png, bmp, tif, tiff, webp, in sorted order.
+
+    Files whose header cannot be read (empty, truncated header, not an image) are reported once and skipped when the
+    source is built; a file that fails later, while decoding, is reported once and replaced by the next image.
+    Gray, palette, CMYK and 16-bit images are converted (see ``dcicnn.imageio.image_to_uint8``); alpha is dropped.
+    """
+
+    def __init__(self, roots: str | Path | Sequence[str | Path], channels: int = 3) -> None:
+        roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
+        self.channels = channels
+        self.roots = [Path(r).expanduser() for r in roots]
+        files: list[Path] = []
+        for root in self.roots:
+            if not root.is_dir():
+                raise FileNotFoundError(f"{root}: no such image folder")
+            files.extend(sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()))
+        self.files = [f for f in files if _readable_header(f)]
+        if not self.files:
+            raise ValueError(f"no readable images in {', '.join(map(str, self.roots))}")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def key(self, index: int) -> str:
+        path = self.files[index]
+        root = next((r for r in self.roots if path.is_relative_to(r)), path.parent)
+        return path.relative_to(root).as_posix()
+
+    def load(self, index: int) -> np.ndarray:
+        for offset in range(len(self.files)):
+            path = self.files[(index + offset) % len(self.files)]
+            try:
+                return read_image(path, self.channels)
+            except OSError as err:
+                _report_once(str(path), f"skipping unreadable image: {err}")
+        raise OSError(f"no image under {self.roots} could be decoded")
+
+
+def _readable_header(path: Path) -> bool:
+    try:
+        with Image.open(path) as image:
+            image.size  # noqa: B018 - opening parses the header
+        return True
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        _report_once(str(path), f"skipping unreadable image {path}: {' '.join(str(err).split())}")
+        return False
+
+
+@dataclass
+class HFDataset:
+    """A Hugging Face ``datasets`` source of images.
+
+    Attributes:
+        path: a Hub dataset id (``user/name``), or ``imagefolder`` with ``data_dir`` for a local folder.
+        split: the split to read.
+        image_column: the column that holds the images.
+        data_dir: local directory for ``imagefolder`` (or a sub-directory of a Hub dataset).
+        revision: Hub revision of the dataset.
+        streaming: stream instead of downloading (for sets too big for the disk); training only.
+    """
+
+    path: str
+    split: str = "train"
+    image_column: str = "image"
+    data_dir: str | None = None
+    revision: str | None = None
+    streaming: bool = False
+
+    def load(self) -> Any:
+        import datasets
+
+        kwargs: dict[str, Any] = {"split": self.split, "streaming": self.streaming}
+        if self.data_dir is not None:
+            kwargs["data_dir"] = str(Path(self.data_dir).expanduser()) if self.path == "imagefolder" else self.data_dir
+        if self.revision is not None:
+            kwargs["revision"] = self.revision
+        dataset = datasets.load_dataset(self.path, **kwargs)
+        if self.image_column not in (dataset.column_names or []):
+            raise ValueError(f"{self.path}: no column {self.image_column!r}; columns are {dataset.column_names}")
+        # Decode ourselves: cheap skipping in streams, and the same mode handling as for folders.
+        return dataset.cast_column(self.image_column, datasets.Image(decode=False))
+
+
+def _decode_hf(cell: dict[str, Any], channels: int) -> np.ndarray:
+    if cell.get("bytes") is not None:
+        with Image.open(io.BytesIO(cell["bytes"])) as image:
+            image.load()
+            return image_to_uint8(image, channels)
+    return read_image(cell["path"], channels)
+
+
+class HFSource:
+    """A map-style (downloaded) Hugging Face dataset as an ``ImageSource``."""
+
+    def __init__(self, spec: HFDataset, channels: int = 3) -> None:
+        if spec.streaming:
+            raise ValueError("HFSource needs a downloaded dataset; use StreamingTrainPatches for streaming")
+        self.spec = spec
+        self.channels = channels
+        self.dataset = spec.load()
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def key(self, index: int) -> str:
+        cell = self.dataset[index][self.spec.image_column]
+        name = cell.get("path")
+        return os.path.basename(name) if name else f"{self.spec.split}-{index:07d}"
+
+    def load(self, index: int) -> np.ndarray:
+        for offset in range(len(self.dataset)):
+            i = (index + offset) % len(self.dataset)
+            try:
+                return _decode_hf(self.dataset[i][self.spec.image_column], self.channels)
+            except (OSError, ValueError) as err:
+                _report_once(f"{self.spec.path}:{i}", f"skipping unreadable image {i} of {self.spec.path}: {err}")
+        raise OSError(f"no image of {self.spec.path} could be decoded")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Pairs.
+def _to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 ``(H, W, C)`` or float 0..1 -> float32 ``(C, H, W)`` on the 0..1 scale."""
+    array = np.ascontiguousarray(image.transpose(2, 0, 1))
+    tensor = torch.from_numpy(array)
+    return tensor.float().div_(255.0) if array.dtype == np.uint8 else tensor.float()
+
+
+def _ensure_hwc(image: np.ndarray) -> np.ndarray:
+    return image[:, :, None] if image.ndim == 2 else image
+
+
+class PatchMaker:
+    """Turns a clean image into one training pair: crop, flip/rotate, optional resize, degrade the input."""
+
+    def __init__(self, patch_size: int, degradation: Degradation, augment: bool = True) -> None:
+        if patch_size < 1:
+            raise ValueError(f"patch_size must be >= 1, got {patch_size}")
+        self.patch_size = patch_size
+        self.degradation = degradation
+        self.augment = augment
+        self.pipeline = degradation.build()
+
+    def __call__(self, image: np.ndarray, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng(seed)
+        clean = self.crop(_ensure_hwc(image), rng)
+        if self.augment:
+            clean = np.rot90(clean, k=int(rng.integers(4)))
+            if rng.integers(2):
+                clean = clean[:, ::-1]
+        if self.degradation.resize is not None:
+            clean = _bicubic(clean, self.degradation.resize)
+        clean = np.ascontiguousarray(clean)
+        seed_pipeline(self.pipeline, int(rng.integers(2**63)))
+        # Degrade in float32: albumentations' noise on uint8 images comes out about 2% weaker than asked for.
+        source = clean.astype(np.float32) / np.float32(255.0)
+        degraded = _ensure_hwc(self.pipeline(image=source[:, :, 0] if source.shape[2] == 1 else source)["image"])
+        return _to_tensor(degraded), _to_tensor(clean)
+
+    def crop(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A random ``patch_size`` square; images smaller than that are mirror-padded first."""
+        p = self.patch_size
+        h, w = image.shape[:2]
+        if h < p or w < p:
+            image = np.pad(image, ((0, max(0, p - h)), (0, max(0, p - w)), (0, 0)), mode="symmetric")
+            h, w = image.shape[:2]
+        top, left = int(rng.integers(h - p + 1)), int(rng.integers(w - p + 1))
+        return image[top : top + p, left : left + p]
+
+
+def _bicubic(image: np.ndarray, size: int) -> np.ndarray:
+    pil = Image.fromarray(image.squeeze(2) if image.shape[2] == 1 else image)
+    return _ensure_hwc(np.asarray(pil.resize((size, size), Image.Resampling.BICUBIC)))
+
+
+def _sample_seed(index: int) -> int:
+    """A per-sample seed drawn from torch's RNG (seeded by Lightning per run, rank, worker and epoch), mixed with the
+    sample index so that ranks sharing a global seed still draw different degradations."""
+    draw = int(torch.randint(0, 2**62, (1,)).item())
+    return int(np.random.SeedSequence([draw, index]).generate_state(1, dtype=np.uint64)[0])
+
+
+class TrainPatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Random training pairs from a map-style source; ``patches_per_image`` crops of each image per epoch."""
+
+    def __init__(
+        self,
+        source: ImageSource,
+        patch_size: int,
+        degradation: Degradation,
+        patches_per_image: int = 1,
+        augment: bool = True,
+    ) -> None:
+        if patches_per_image < 1:
+            raise ValueError(f"patches_per_image must be >= 1, got {patches_per_image}")
+        self.source = source
+        self.patches_per_image = patches_per_image
+        self.make = PatchMaker(patch_size, degradation, augment)
+
+    def __len__(self) -> int:
+        return len(self.source) * self.patches_per_image
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.make(self.source.load(index % len(self.source)), _sample_seed(index))
+
+
+class StreamingTrainPatches(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Random training pairs from a streaming Hugging Face dataset, split across DDP ranks and loader workers.
+
+    Ranks get disjoint parts (``split_dataset_by_node``: whole shards when the shard count divides evenly, else every
+    ``world_size``-th row); loader workers get disjoint shards, so use at most as many workers as the stream has
+    shards.
+    """
+
+    def __init__(
+        self,
+        spec: HFDataset,
+        patch_size: int,
+        degradation: Degradation,
+        patches_per_image: int = 1,
+        channels: int = 3,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.spec = spec
+        self.channels = channels
+        self.patches_per_image = patches_per_image
+        self.rank, self.world_size = rank, world_size
+        self.make = PatchMaker(patch_size, degradation)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _stream(self) -> Iterator[dict[str, Any]]:
+        from datasets.distributed import split_dataset_by_node
+
+        stream = self.spec.load()
+        if self.world_size > 1:
+            stream = split_dataset_by_node(stream, rank=self.rank, world_size=self.world_size)
+        stream.set_epoch(self.epoch)
+        # Inside a DataLoader worker, `datasets` itself gives each worker its own shards (workers beyond the
+        # stream's shard count stay idle), so every row is seen once per rank.
+        return iter(stream)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for count, row in enumerate(self._stream()):
+            try:
+                image = _decode_hf(row[self.spec.image_column], self.channels)
+            except (OSError, ValueError) as err:
+                _report_once(f"{self.spec.path}:{count}", f"skipping unreadable streamed image: {err}")
+                continue
+            for patch in range(self.patches_per_image):
+                yield self.make(image, _sample_seed(count * self.patches_per_image + patch))
+
+
+class ValidationPairs(Dataset[tuple[torch.Tensor, torch.Tensor, int]]):
+    """Fixed validation pairs: every image under every protocol, identical in every run and worker layout.
+
+    Each item is ``(degraded, clean, protocol_index)``. The clean image is the centre ``crop`` square (or the whole
+    image with ``crop=None``); ``paper-S`` protocols use their own centre crop resized to SxS.
+    """
+
+    def __init__(self, source: ImageSource, protocols: Sequence[str], crop: int | None = 256) -> None:
+        unknown = [p for p in protocols if p not in PROTOCOLS]
+        if unknown:
+            raise ValueError(f"unknown protocols {unknown}; known: {', '.join(PROTOCOLS)}")
+        if not protocols:
+            raise ValueError("at least one validation protocol is needed")
+        self.source = source
+        self.protocols = list(protocols)
+        self.crop = crop
+
+    def __len__(self) -> int:
+        return len(self.source) * len(self.protocols)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        proto_index, image_index = divmod(index, len(self.source))
+        protocol = self.protocols[proto_index]
+        image = _ensure_hwc(self.source.load(image_index))
+        if self.crop is not None and not protocol.startswith("paper-"):
+            image = _centre_crop(image, self.crop)
+        clean = _ensure_hwc(protocol_target(protocol, image))
+        degraded = _ensure_hwc(apply_protocol(protocol, image, key=self.source.key(image_index)))
+        return _to_tensor(degraded), _to_tensor(clean), proto_index
+
+
+ValidationBatch = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def collate_validation(items: list[tuple[torch.Tensor, torch.Tensor, int]]) -> ValidationBatch:
+    """Stack validation items by image size: a list of ``(degraded, clean, protocol_index)`` groups, so a batch may
+    hold whole images of different sizes and ``paper-S`` protocols beside cropped ones."""
+    groups: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor, int]]] = {}
+    for item in items:
+        groups.setdefault(tuple(item[0].shape), []).append(item)
+    return [
+        (
+            torch.stack([g[0] for g in group]),
+            torch.stack([g[1] for g in group]),
+            torch.tensor([g[2] for g in group], dtype=torch.long),
+        )
+        for group in groups.values()
+    ]
+
+
+def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    ch, cw = min(size, h), min(size, w)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return image[top : top + ch, left : left + cw]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The LightningDataModule.
+class DegradationDataModule(L.LightningDataModule):
+    """Training pairs made on the fly from clean images, and fixed validation pairs per protocol.
+
+    Args:
+        train_dirs: folders of clean training images (recursive).
+        train_dataset: a Hugging Face dataset of clean training images (may stream), in addition to ``train_dirs``.
+        val_dirs: folders of clean validation images.
+        val_dataset: a Hugging Face dataset of clean validation images (downloaded, not streamed).
+        patch_size: side of the training crops (the paper: 64).
+        val_crop: side of the centre crop of validation images; ``None`` for whole images (a batch then holds
+            one group per image size, see ``collate_validation``).
+        batch_size: training batch size per process.
+        val_batch_size: validation batch size per process.
+        num_workers: loader worker processes per training process.
+        patches_per_image: training crops drawn from each image per epoch (an epoch of a 400-image set at 1 crop
+            per image is too short to be a useful unit).
+        degradation: the random training degradation distribution (default: the paper's, see ``Degradation``).
+        val_protocols: named evaluation protocols applied to every validation image.
+        channels: 3 for RGB models, 1 for gray.
+
+    Under DDP, Lightning gives each rank a distinct shard of the map-style sets (``DistributedSampler``); a streaming
+    set is split by rank with ``datasets.distributed.split_dataset_by_node`` and by worker inside each rank.
+    """
+
+    def __init__(
+        self,
+        train_dirs: list[str] | None = None,
+        train_dataset: HFDataset | None = None,
+        val_dirs: list[str] | None = None,
+        val_dataset: HFDataset | None = None,
+        patch_size: int = 64,
+        val_crop: int | None = 256,
+        batch_size: int = 32,
+        val_batch_size: int = 8,
+        num_workers: int = 2,
+        patches_per_image: int = 8,
+        degradation: Degradation | None = None,
+        val_protocols: list[str] | None = None,
+        channels: int = 3,
+    ) -> None:
+        super().__init__()
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels}")
+        for name, value in (("batch_size", batch_size), ("val_batch_size", val_batch_size), ("patch_size", patch_size)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        self.train_dirs = list(train_dirs or [])
+        self.train_dataset = train_dataset
+        self.val_dirs = list(val_dirs or [])
+        self.val_dataset = val_dataset
+        self.patch_size = patch_size
+        self.val_crop = val_crop
+        self.batch_size = batch_size
+        self.val_batch_size = val_batch_size
+        self.num_workers = num_workers
+        self.patches_per_image = patches_per_image
+        self.degradation = degradation or Degradation()
+        self.val_protocols = list(val_protocols or DEFAULT_VAL_PROTOCOLS)
+        self.channels = channels
+        self.train_set: Dataset[Any] | IterableDataset[Any] | None = None
+        self.val_set: ValidationPairs | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit") and self.train_set is None:
+            self.train_set = self._train_set()
+        if stage in (None, "fit", "validate", "test") and self.val_set is None and (self.val_dirs or self.val_dataset):
+            source: ImageSource
+            if self.val_dirs:
+                source = FolderSource(self.val_dirs, self.channels)
+            else:
+                assert self.val_dataset is not None
+                source = HFSource(self.val_dataset, self.channels)
+            self.val_set = ValidationPairs(source, self.val_protocols, self.val_crop)
+
+    def _train_set(self) -> Dataset[Any] | IterableDataset[Any]:
+        sets: list[Dataset[Any]] = []
+        if self.train_dataset is not None and self.train_dataset.streaming:
+            if self.train_dirs:
+                raise ValueError("a streaming train_dataset cannot be combined with train_dirs")
+            rank, world = (self.trainer.global_rank, self.trainer.world_size) if self._has_trainer() else (0, 1)
+            return StreamingTrainPatches(
+                self.train_dataset,
+                self.patch_size,
+                self.degradation,
+                self.patches_per_image,
+                self.channels,
+                rank=rank,
+                world_size=world,
+            )
+        if self.train_dirs:
+            sets.append(
+                TrainPatches(
+                    FolderSource(self.train_dirs, self.channels),
+                    self.patch_size,
+                    self.degradation,
+                    self.patches_per_image,
+                )
+            )
+        if self.train_dataset is not None:
+            sets.append(
+                TrainPatches(
+                    HFSource(self.train_dataset, self.channels),
+                    self.patch_size,
+                    self.degradation,
+                    self.patches_per_image,
+                )
+            )
+        if not sets:
+            raise ValueError("no training data: set train_dirs and/or train_dataset")
+        return sets[0] if len(sets) == 1 else torch.utils.data.ConcatDataset(sets)
+
+    def _has_trainer(self) -> bool:
+        try:
+            return self.trainer is not None
+        except RuntimeError:
+            return False
+
+    def protocol_name(self, index: int) -> str:
+        """The protocol of a validation item's ``protocol_index``."""
+        return self.val_protocols[index]
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        if self.train_set is None:
+            self.setup("fit")
+        assert self.train_set is not None
+        if isinstance(self.train_set, StreamingTrainPatches) and self._has_trainer():
+            self.train_set.set_epoch(self.trainer.current_epoch)
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            shuffle=not isinstance(self.train_set, IterableDataset),
+            num_workers=self.num_workers,
+            persistent_workers=False,
+            pin_memory=torch.cuda.is_available(),
+            drop_last=True,
+        )
+
+    def val_dataloader(self) -> DataLoader[Any]:
+        if self.val_set is None:
+            self.setup("validate")
+        if self.val_set is None:
+            raise ValueError("no validation data: set val_dirs or val_dataset")
+        return DataLoader(
+            self.val_set,
+            batch_size=self.val_batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            collate_fn=collate_validation,
+        )
+
+    def test_dataloader(self) -> DataLoader[Any]:
+        return self.val_dataloader()

@@ -1,0 +1,247 @@
+"""Degradations: random training distributions (albumentations pipelines) and named, seeded evaluation protocols.
+
+Training (``Degradation``): each sample draws its own blur, noise and JPEG strength, as the paper's "Gaussian blur
+of unknown strength, noise sigma 5..20, JPEG compression". Built from albumentations 2.0.x transforms
+(``GaussianBlur``, ``GaussNoise(std_range=sigma / 255)``, ``ImageCompression``), applied to the input only.
+
+Evaluation (``apply_protocol``): the protocols of the design card, each a fixed function of (protocol, image key), so
+every method and every run sees the same inputs. They are implemented with Pillow, NumPy and SciPy, not
+albumentations, so their definition cannot drift with an augmentation library's defaults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import albumentations as A
+import numpy as np
+from PIL import Image
+from scipy.ndimage import correlate1d
+
+__all__ = [
+    "PROTOCOLS",
+    "Degradation",
+    "apply_protocol",
+    "protocol_target",
+    "protocol_rng",
+]
+
+Stage = Literal["blur", "noise", "jpeg"]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Training degradations.
+@dataclass
+class Degradation:
+    """A random degradation distribution for training; every strength is drawn per sample, uniformly in its range.
+
+    Defaults are the paper's setting, with ranges the paper leaves open chosen as follows: blur sigma 0.3..2.5
+    ("unknown strength": from barely visible to strong defocus at 64x64), applied to half the samples; noise sigma
+    5..20 on the 0..255 scale (the paper's four levels, as a continuous range so no level is over-fitted), on 60% of
+    the samples; JPEG quality 10..95 (the range of real-world photos, from heavy artefacts to almost none), on 80%.
+    Probabilities below 1 keep clean-ish inputs in the mix, so the model learns to leave good pixels alone.
+
+    Attributes:
+        blur_prob: probability of a Gaussian blur.
+        blur_sigma: (min, max) blur sigma in pixels; the kernel size follows from sigma.
+        noise_prob: probability of additive Gaussian noise (independent per channel, clipped to the 0..1 range
+            as a camera would, not rounded unless a JPEG stage follows).
+        noise_sigma: (min, max) noise standard deviation on the 0..255 scale.
+        jpeg_prob: probability of a JPEG round trip.
+        jpeg_quality: (min, max) JPEG quality, 1..100.
+        resize: if set, the clean crop is first resized (bicubic) to ``resize x resize``, as the paper's 64x64 pairs.
+        order: the order the stages are applied in.
+    """
+
+    blur_prob: float = 0.5
+    blur_sigma: tuple[float, float] = (0.3, 2.5)
+    noise_prob: float = 0.6
+    noise_sigma: tuple[float, float] = (5.0, 20.0)
+    jpeg_prob: float = 0.8
+    jpeg_quality: tuple[int, int] = (10, 95)
+    resize: int | None = None
+    order: tuple[Stage, ...] = field(default=("blur", "noise", "jpeg"))
+
+    def __post_init__(self) -> None:
+        for name in ("blur_prob", "noise_prob", "jpeg_prob"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        self.blur_sigma = _range("blur_sigma", self.blur_sigma, 0.0, 50.0)
+        self.noise_sigma = _range("noise_sigma", self.noise_sigma, 0.0, 255.0)
+        low, high = _range("jpeg_quality", self.jpeg_quality, 1, 100)
+        if int(low) != low or int(high) != high:
+            raise ValueError(f"jpeg_quality must be integers, got {self.jpeg_quality}")
+        self.jpeg_quality = (int(low), int(high))
+        if self.blur_prob > 0 and self.blur_sigma[0] <= 0:
+            raise ValueError(f"blur_sigma must be > 0 when blur_prob > 0, got {self.blur_sigma}")
+        if self.resize is not None and (isinstance(self.resize, bool) or self.resize < 1):
+            raise ValueError(f"resize must be a positive int or None, got {self.resize}")
+        self.order = tuple(self.order)
+        if sorted(self.order) != sorted(set(self.order)) or not set(self.order) <= {"blur", "noise", "jpeg"}:
+            raise ValueError(f"order must list distinct stages among blur, noise, jpeg; got {self.order}")
+
+    @classmethod
+    def paper(cls) -> Degradation:
+        """The paper's pairs: 64x64 bicubic, blur of unknown strength, noise sigma 5..20, JPEG (every sample)."""
+        return cls(blur_prob=1.0, noise_prob=1.0, jpeg_prob=1.0, resize=64)
+
+    def build(self) -> A.Compose:
+        """The albumentations pipeline that degrades a float32 0..1 image (the input only; the target stays clean).
+
+        Feed it float32: on uint8 images albumentations 2.0.8's ``GaussNoise`` comes out about 2% below the
+        requested sigma. JPEG output is exactly ``k / 255``.
+        """
+        stages: dict[str, A.BasicTransform] = {
+            "blur": A.GaussianBlur(blur_limit=0, sigma_limit=self.blur_sigma, p=self.blur_prob),
+            "noise": A.GaussNoise(
+                std_range=(self.noise_sigma[0] / 255.0, self.noise_sigma[1] / 255.0),
+                mean_range=(0.0, 0.0),
+                per_channel=True,
+                noise_scale_factor=1.0,
+                p=self.noise_prob,
+            ),
+            "jpeg": A.ImageCompression(compression_type="jpeg", quality_range=self.jpeg_quality, p=self.jpeg_prob),
+        }
+        return A.Compose([stages[name] for name in self.order], strict=True)
+
+
+def seed_pipeline(pipeline: A.Compose, seed: int) -> None:
+    """Give every transform of ``pipeline`` its own stream derived from ``seed``.
+
+    ``Compose.set_random_seed`` hands the same seed to every transform, which makes their draws (whether each one
+    applies, and how strongly) identical rather than independent.
+    """
+    seeds = np.random.SeedSequence(seed).generate_state(len(pipeline.transforms) + 1)
+    pipeline.set_random_seed(int(seeds[0]))
+    for transform, child in zip(pipeline.transforms, seeds[1:], strict=True):
+        transform.set_random_seed(int(child))
+
+
+def _range(name: str, value: tuple[float, float], low: float, high: float) -> tuple[float, float]:
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a (min, max) pair, got {value!r}") from None
+    if not low <= a <= b <= high:
+        raise ValueError(f"{name} must satisfy {low} <= min <= max <= {high}, got {value!r}")
+    return (a, b)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Evaluation protocols.
+@dataclass(frozen=True)
+class _Protocol:
+    blur: float = 0.0
+    noise: float = 0.0
+    clip_noise: bool = True
+    jpeg: int | None = None
+    size: int | None = None
+
+
+PROTOCOLS: dict[str, _Protocol] = {
+    **{f"jpeg-q{q}": _Protocol(jpeg=q) for q in (10, 20, 30, 40)},
+    **{f"noise-s{s}": _Protocol(noise=float(s), clip_noise=False) for s in (15, 25, 50)},
+    **{f"blur-s{s}+jpeg-q30": _Protocol(blur=float(s), jpeg=30) for s in (1, 2)},
+    "mixed-light": _Protocol(blur=1.0, noise=10.0, jpeg=50),
+    "mixed-heavy": _Protocol(blur=2.0, noise=20.0, jpeg=10),
+    **{f"paper-{s}": _Protocol(blur=1.0, noise=10.0, jpeg=75, size=s) for s in (32, 64, 128, 256)},
+}
+"""Named evaluation protocols (see ``../shared/DESIGN.md`` and the README)."""
+
+
+def protocol_rng(protocol: str, key: str) -> np.random.Generator:
+    """The random generator of one (protocol, image key) pair: the same in every process and run."""
+    digest = hashlib.sha256(f"dcicnn|{protocol}|{key}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:16], "little"))
+
+
+def protocol_target(protocol: str, image: np.ndarray) -> np.ndarray:
+    """The clean reference for ``protocol``: ``image`` itself, or for ``paper-S`` its centre square crop resized
+    (bicubic) to SxS. uint8, same layout as ``image``."""
+    spec = _lookup(protocol)
+    image = _check_image(image)
+    if spec.size is None:
+        return image
+    return _paper_resize(image, spec.size)
+
+
+def apply_protocol(protocol: str, image: np.ndarray, key: str) -> np.ndarray:
+    """Degrade a clean uint8 image with a named protocol, deterministically from (protocol, key).
+
+    Args:
+        protocol: a name in ``PROTOCOLS``, e.g. ``"jpeg-q10"``, ``"noise-s25"``, ``"paper-64"``.
+        image: clean uint8 image, ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)``.
+        key: a stable name of the image (e.g. its file name); it seeds the noise.
+
+    Returns:
+        float32 degraded image on the 0..1 scale, same layout as the input (``paper-S``: SxS). Not clipped for the
+        ``noise-*`` protocols; exactly ``k / 255`` values for the others. For ``paper-*`` the matching clean
+        reference is ``protocol_target(protocol, image)``.
+    """
+    spec = _lookup(protocol)
+    image = protocol_target(protocol, image)
+    rng = protocol_rng(protocol, key)
+    work = image.astype(np.float64)
+    if spec.blur:
+        work = gaussian_blur(work, spec.blur)
+    if spec.noise:
+        work = work + rng.normal(0.0, spec.noise, size=work.shape)
+    if spec.jpeg is not None or spec.clip_noise:
+        work = np.clip(np.rint(work), 0, 255)
+    if spec.jpeg is not None:
+        work = jpeg(work.astype(np.uint8), spec.jpeg).astype(np.float64)
+    return (work / 255.0).astype(np.float32)
+
+
+def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur with kernel size ``2 * ceil(3 sigma) + 1`` and edge-mirrored borders
+    (``scipy.ndimage`` mode ``reflect``: ``d c b a | a b c d``), in float64."""
+    radius = math.ceil(3 * sigma)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    kernel = np.exp(-(x**2) / (2 * sigma**2))
+    kernel /= kernel.sum()
+    out = correlate1d(np.asarray(image, dtype=np.float64), kernel, axis=0, mode="reflect")
+    return correlate1d(out, kernel, axis=1, mode="reflect")
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """Pillow JPEG round trip at ``quality`` with 4:2:0 chroma subsampling (grayscale for 1-channel images)."""
+    squeeze = image.ndim == 3 and image.shape[2] == 1
+    pil = Image.fromarray(image[:, :, 0] if squeeze else image)
+    buffer = io.BytesIO()
+    pil.save(buffer, format="JPEG", quality=int(quality), subsampling="4:2:0")
+    with Image.open(io.BytesIO(buffer.getvalue())) as coded:
+        decoded = np.asarray(coded)
+    return decoded[:, :, None] if squeeze else decoded
+
+
+def _paper_resize(image: np.ndarray, size: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    crop = image[top : top + side, left : left + side]
+    squeeze = crop.ndim == 3 and crop.shape[2] == 1
+    pil = Image.fromarray(crop[:, :, 0] if squeeze else crop)
+    out = np.asarray(pil.resize((size, size), Image.Resampling.BICUBIC))
+    return out[:, :, None] if squeeze else out
+
+
+def _lookup(protocol: str) -> _Protocol:
+    try:
+        return PROTOCOLS[protocol]
+    except KeyError:
+        raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}") from None
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got dtype {image.dtype}")
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3))):
+        raise ValueError(f"expected an (H, W), (H, W, 1) or (H, W, 3) image, got shape {image.shape}")
+    return image
