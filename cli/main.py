@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
-from dcicnn_cli import demo, hub_commands
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 
 from dcicnn import WeightsMismatchError, WeightsNotFoundError, __version__
+from dcicnn.training import TrainingDivergedError
+from dcicnn_cli import demo, hub_commands, train
 
 #: Errors a user can cause; anything else is a bug and keeps its traceback.
-USER_ERRORS = (WeightsNotFoundError, WeightsMismatchError, HfHubHTTPError, HFValidationError, OSError, ValueError)
+#: Set DCICNN_TRACEBACK=1 to see the traceback of a user error too.
+USER_ERRORS = (
+    WeightsNotFoundError,
+    WeightsMismatchError,
+    HfHubHTTPError,
+    HFValidationError,
+    OSError,
+    ValueError,
+    TrainingDivergedError,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dcicnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in train.COMMANDS:
+        sub.add_parser(command, help=f"LightningCLI {command} (see `dcicnn {command} --help`)", add_help=False)
     demo.add_parser(sub)
     hub_commands.add_parsers(sub)
     return parser
@@ -30,15 +43,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dcicnn`` console script."""
-    args = build_parser().parse_args(argv)
+    from_command_line = argv is None
+    argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    if argv and argv[0] in train.COMMANDS:
+        command = argv[0]
+        # LightningCLI parses these arguments itself (from sys.argv when they came from the command line).
+        run = lambda: train.main(None if from_command_line else argv)  # noqa: E731
+    else:
+        args = build_parser().parse_args(argv)
+        command = args.command
+        run = lambda: args.run(args)  # noqa: E731
     try:
-        return int(args.run(args) or 0)
+        return int(run() or 0)
     except USER_ERRORS as err:
-        print(f"dcicnn {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        if os.environ.get("DCICNN_TRACEBACK"):
+            raise
+        print(f"dcicnn {command}: error: {_one_line(err)} (DCICNN_TRACEBACK=1 shows the traceback)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"dcicnn {args.command}: interrupted", file=sys.stderr)
+        print(f"dcicnn {command}: interrupted", file=sys.stderr)
         return 130
 
 

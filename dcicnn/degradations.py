@@ -51,6 +51,8 @@ class Degradation:
         noise_prob: probability of additive Gaussian noise (independent per channel, clipped to the 0..1 range
             as a camera would, not rounded unless a JPEG stage follows).
         noise_sigma: (min, max) noise standard deviation on the 0..255 scale.
+        noise_levels: if set, sigma is one of these values (0..255 scale), drawn with equal probability, instead of
+            a value in ``noise_sigma`` (the paper's four levels: 5, 10, 15, 20).
         jpeg_prob: probability of a JPEG round trip.
         jpeg_quality: (min, max) JPEG quality, 1..100.
         resize: if set, the clean crop is first resized (bicubic) to ``resize x resize``, as the paper's 64x64 pairs.
@@ -61,6 +63,7 @@ class Degradation:
     blur_sigma: tuple[float, float] = (0.3, 2.5)
     noise_prob: float = 0.6
     noise_sigma: tuple[float, float] = (5.0, 20.0)
+    noise_levels: tuple[float, ...] | None = None
     jpeg_prob: float = 0.8
     jpeg_quality: tuple[int, int] = (10, 95)
     resize: int | None = None
@@ -73,6 +76,11 @@ class Degradation:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         self.blur_sigma = _range("blur_sigma", self.blur_sigma, 0.0, 50.0)
         self.noise_sigma = _range("noise_sigma", self.noise_sigma, 0.0, 255.0)
+        if self.noise_levels is not None:
+            levels = tuple(float(v) for v in self.noise_levels)
+            if not levels or not all(0.0 < v <= 255.0 for v in levels):
+                raise ValueError(f"noise_levels must be values in (0, 255], got {self.noise_levels!r}")
+            self.noise_levels = levels
         low, high = _range("jpeg_quality", self.jpeg_quality, 1, 100)
         if int(low) != low or int(high) != high:
             raise ValueError(f"jpeg_quality must be integers, got {self.jpeg_quality}")
@@ -87,8 +95,9 @@ class Degradation:
 
     @classmethod
     def paper(cls) -> Degradation:
-        """The paper's pairs: 64x64 bicubic, blur of unknown strength, noise sigma 5..20, JPEG (every sample)."""
-        return cls(blur_prob=1.0, noise_prob=1.0, jpeg_prob=1.0, resize=64)
+        """The paper's pairs: 64x64 bicubic, blur of unknown strength, noise sigma 5, 10, 15 or 20, JPEG, every one
+        applied to every sample."""
+        return cls(blur_prob=1.0, noise_prob=1.0, noise_levels=(5.0, 10.0, 15.0, 20.0), jpeg_prob=1.0, resize=64)
 
     def build(self) -> A.Compose:
         """The albumentations pipeline that degrades a float32 0..1 image (the input only; the target stays clean).
@@ -96,14 +105,22 @@ class Degradation:
         Feed it float32: on uint8 images albumentations 2.0.8's ``GaussNoise`` comes out about 2% below the
         requested sigma. JPEG output is exactly ``k / 255``.
         """
-        stages: dict[str, A.BasicTransform] = {
-            "blur": A.GaussianBlur(blur_limit=0, sigma_limit=self.blur_sigma, p=self.blur_prob),
-            "noise": A.GaussNoise(
-                std_range=(self.noise_sigma[0] / 255.0, self.noise_sigma[1] / 255.0),
+
+        def noise(low: float, high: float, p: float) -> A.GaussNoise:
+            return A.GaussNoise(
+                std_range=(low / 255.0, high / 255.0),
                 mean_range=(0.0, 0.0),
                 per_channel=True,
                 noise_scale_factor=1.0,
-                p=self.noise_prob,
+                p=p,
+            )
+
+        stages: dict[str, A.BasicTransform | A.BaseCompose] = {
+            "blur": A.GaussianBlur(blur_limit=0, sigma_limit=self.blur_sigma, p=self.blur_prob),
+            "noise": (
+                noise(*self.noise_sigma, p=self.noise_prob)
+                if self.noise_levels is None
+                else A.OneOf([noise(s, s, p=1.0) for s in self.noise_levels], p=self.noise_prob)
             ),
             "jpeg": A.ImageCompression(compression_type="jpeg", quality_range=self.jpeg_quality, p=self.jpeg_prob),
         }

@@ -222,6 +222,13 @@ class DCICNN(
         hub.load_state_dict(model, state_dict, strict=strict, source=model_id)
         return model.eval()
 
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """Write ``model.safetensors`` (contiguous copies, so a channels-last model saves too)."""
+        from safetensors.torch import save_file
+
+        state = {name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()}
+        save_file(state, str(Path(save_directory) / hub.WEIGHTS_FILE), metadata={"format": "pt"})
+
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
         """Render the model card from ``model_cards/`` (keyword arguments: see ``dcicnn.hub.render_model_card``)."""
         return hub.render_model_card(self, **kwargs)

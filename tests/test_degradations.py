@@ -177,8 +177,19 @@ def test_seeded_stages_draw_independently() -> None:
 
 def test_paper_degradation() -> None:
     spec = Degradation.paper()
-    assert spec.resize == 64 and spec.noise_sigma == (5.0, 20.0)
+    assert spec.resize == 64 and spec.noise_levels == (5.0, 10.0, 15.0, 20.0)
     assert (spec.blur_prob, spec.noise_prob, spec.jpeg_prob) == (1.0, 1.0, 1.0)
+
+
+def test_noise_levels_are_drawn_from_the_list() -> None:
+    pipeline = Degradation(blur_prob=0, noise_prob=1, noise_levels=(5, 20), jpeg_prob=0).build()
+    flat = (GRAY[:64, :64] / 255.0).astype(np.float32)
+    sigmas = []
+    for seed in range(40):
+        seed_pipeline(pipeline, seed)
+        sigmas.append(float((pipeline(image=flat)["image"] - flat).std() * 255))
+    assert all(abs(s - 5) < 0.5 or abs(s - 20) < 1.0 for s in sigmas), sigmas
+    assert 10 < sum(s < 10 for s in sigmas) < 30  # both levels, about equally often
 
 
 @pytest.mark.parametrize(
@@ -192,6 +203,7 @@ def test_paper_degradation() -> None:
         ({"order": ("blur", "blur")}, "order must list distinct"),
         ({"order": ("sharpen",)}, "order must list distinct"),
         ({"resize": 0}, "resize must be"),
+        ({"noise_levels": (0, 5)}, "noise_levels must be values"),
     ],
 )
 def test_degradation_validation(kwargs: dict, message: str) -> None:

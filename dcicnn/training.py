@@ -1,0 +1,350 @@
+"""The training system: ``RestorationModule`` (a LightningModule around a ``DCICNN``) and its callbacks.
+
+The network stays a plain ``DCICNN``; this module adds the loss, the optimiser and schedule, per-protocol
+validation metrics (torchmetrics PSNR, SSIM, MSE, synced across DDP ranks), sample images for the logger, a
+divergence guard, and the export of the best weights in Hub layout.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+from huggingface_hub import EvalResult
+from lightning.pytorch.utilities import rank_zero_only
+from torch import nn
+from torch.nn import functional as F
+from torchmetrics import MeanSquaredError, MetricCollection
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from dcicnn.data import DEFAULT_VAL_PROTOCOLS, ValidationBatch
+from dcicnn.degradations import PROTOCOLS
+from dcicnn.model import DCICNN
+
+__all__ = ["HubExport", "RestorationModule", "TrainingDivergedError"]
+
+log = logging.getLogger(__name__)
+
+Loss = Literal["mse", "l1", "charbonnier"]
+Schedule = Literal["constant", "cosine"]
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The training loss became NaN or infinite; training stopped before the weights were updated with it."""
+
+
+def charbonnier(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """Charbonnier loss ``mean(sqrt((x - y)^2 + eps^2))``: L1 that is smooth at zero."""
+    return torch.sqrt((prediction - target).pow(2) + eps * eps).mean()
+
+
+LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "charbonnier": charbonnier}
+
+
+def quantise(images: torch.Tensor) -> torch.Tensor:
+    """Clamp to [0, 1] and round to the 256 levels of an 8-bit image, as a saved result would be."""
+    return images.clamp(0.0, 1.0).mul(255.0).round().div(255.0)
+
+
+class RestorationModule(L.LightningModule):
+    """Trains a ``DCICNN`` on (degraded, clean) pairs.
+
+    Args:
+        network: the network to train (in YAML: ``class_path: dcicnn.DCICNN`` with ``init_args``); default
+            ``DCICNN()``, the paper's architecture. When a checkpoint is reloaded it arrives as its config dict.
+        loss: ``mse`` (the paper), ``l1`` or ``charbonnier``.
+        lr: Adam learning rate (the paper: 0.01; default 1e-3, which trains stably with BatchNorm).
+        betas: Adam betas.
+        weight_decay: Adam weight decay (L2).
+        schedule: ``constant`` (the paper) or ``cosine`` decay to ``min_lr_ratio * lr`` over the run.
+        warmup_steps: linear warm-up steps before the schedule.
+        min_lr_ratio: final learning rate of the cosine schedule, as a fraction of ``lr``.
+        val_protocols: names of the validation protocols, in the order of the data module's ``protocol_index``
+            (the CLI links this to ``data.val_protocols``).
+        channels_last: run the network in channels-last memory format (faster on CPUs with oneDNN and on GPUs).
+        log_images: number of degraded | restored | clean triplets sent to the logger at each validation.
+        export_dir: where the best weights are exported in Hub layout (``None``: ``<log dir>/hub``).
+    """
+
+    def __init__(
+        self,
+        network: DCICNN | dict[str, Any] | None = None,
+        loss: Loss = "mse",
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        weight_decay: float = 0.0,
+        schedule: Schedule = "cosine",
+        warmup_steps: int = 0,
+        min_lr_ratio: float = 0.01,
+        val_protocols: list[str] | None = None,
+        channels_last: bool = True,
+        log_images: int = 4,
+    ) -> None:
+        super().__init__()
+        if isinstance(network, dict):
+            network = DCICNN(**network)
+        self.network = network if network is not None else DCICNN()
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+        if lr <= 0 or not math.isfinite(lr):
+            raise ValueError(f"lr must be a positive number, got {lr}")
+        if schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
+        self.val_protocols = list(val_protocols or DEFAULT_VAL_PROTOCOLS)
+        unknown = [p for p in self.val_protocols if p not in PROTOCOLS]
+        if unknown:
+            raise ValueError(f"unknown validation protocols {unknown}; known: {', '.join(PROTOCOLS)}")
+        self.save_hyperparameters(ignore=["network"])
+        self.hparams["network"] = dict(self.network._hub_mixin_config or {})
+        self.loss_fn = LOSSES[loss]
+        self.val_metrics = nn.ModuleDict({p: self._metrics() for p in self.val_protocols})
+        self.input_psnr = nn.ModuleDict({p: self._psnr() for p in self.val_protocols})
+        self.best: dict[str, float] = {}
+
+    @staticmethod
+    def _psnr() -> PeakSignalNoiseRatio:
+        # dim=(1, 2, 3): PSNR per image, then the mean over images, as the literature reports it.
+        return PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3), reduction="elementwise_mean")
+
+    def _metrics(self) -> MetricCollection:
+        return MetricCollection(
+            {
+                "psnr": self._psnr(),
+                "ssim": StructuralSimilarityIndexMeasure(
+                    data_range=1.0, gaussian_kernel=True, sigma=1.5, kernel_size=11
+                ),
+                "mse": MeanSquaredError(),
+            }
+        )
+
+    # ------------------------------------------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.hparams["channels_last"]:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.network(x)
+
+    def setup(self, stage: str) -> None:
+        if self.hparams["channels_last"]:
+            self.network.to(memory_format=torch.channels_last)
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is not None:
+            channels = getattr(datamodule, "channels", self.network.in_channels)
+            if channels != self.network.in_channels:
+                raise ValueError(f"the data has {channels} channel(s) but the network takes {self.network.in_channels}")
+            protocols = getattr(datamodule, "val_protocols", self.val_protocols)
+            if list(protocols) != self.val_protocols:
+                raise ValueError(
+                    f"model.val_protocols {self.val_protocols} differ from data.val_protocols {list(protocols)}"
+                )
+
+    def on_fit_start(self) -> None:
+        parameters = sum(p.numel() for p in self.network.parameters())
+        for logger in self.loggers:
+            logger.log_hyperparams(
+                {
+                    "parameters": parameters,
+                    "flops_per_pixel": self.network.flops_per_pixel,
+                    "receptive_field": self.network.receptive_field,
+                }
+            )
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        degraded, clean = batch
+        if self.hparams["channels_last"]:
+            clean = clean.contiguous(memory_format=torch.channels_last)
+        # BatchNorm updates its running statistics during the forward pass: keep a copy to undo a divergent step.
+        buffers = {name: b.clone() for name, b in self.network.named_buffers() if b.is_floating_point()}
+        loss = self.loss_fn(self(degraded).float(), clean)
+        finite = bool(torch.isfinite(loss).item())
+        if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+            with torch.no_grad():
+                for name, buffer in self.network.named_buffers():
+                    if name in buffers:
+                        buffer.copy_(buffers[name])
+            raise TrainingDivergedError(
+                f"the training loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
+                "training stopped before applying it. Lower the learning rate, or resume from the last good "
+                "checkpoint with --ckpt_path last"
+            )
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(degraded))
+        return loss
+
+    def validation_step(self, batch: ValidationBatch, batch_idx: int) -> None:
+        for degraded, clean, protocol_index in batch:
+            restored = quantise(self(degraded).float()).contiguous()
+            for index in protocol_index.unique().tolist():
+                mask = protocol_index == index
+                protocol = self.val_protocols[index]
+                self.val_metrics[protocol].update(restored[mask], clean[mask])
+                self.input_psnr[protocol].update(degraded[mask].float().contiguous(), clean[mask])  # as given
+            if batch_idx == 0 and self.hparams["log_images"]:
+                self._log_images(degraded, restored, clean, protocol_index)
+
+    def on_validation_epoch_end(self) -> None:
+        means: list[torch.Tensor] = []
+        for protocol in self.val_protocols:
+            # A shortened loop (sanity check, limit_val_batches) may not reach every protocol.
+            seen = self.input_psnr[protocol].update_count > 0
+            if not self.trainer.strategy.reduce_boolean_decision(seen, all=False):
+                continue
+            values = self.val_metrics[protocol].compute()  # torchmetrics syncs the states across ranks
+            input_psnr = self.input_psnr[protocol].compute()
+            self.val_metrics[protocol].reset()
+            self.input_psnr[protocol].reset()
+            for name, value in values.items():
+                self.log(f"val/{protocol}/{name}", value, sync_dist=True)
+            self.log(f"val/{protocol}/psnr_input", input_psnr, sync_dist=True)
+            self.log(f"val/{protocol}/psnr_gain", values["psnr"] - input_psnr, sync_dist=True)
+            means.append(values["psnr"])
+            if not self.trainer.sanity_checking:
+                self.best[protocol] = max(self.best.get(protocol, -math.inf), float(values["psnr"]))
+                self.log(f"best/val/{protocol}/psnr", self.best[protocol], sync_dist=True)
+        if means:
+            self.log("val/psnr", torch.stack(means).mean(), prog_bar=True, sync_dist=True)
+
+    def test_step(self, batch: ValidationBatch, batch_idx: int) -> None:
+        self.validation_step(batch, batch_idx)
+
+    def on_test_epoch_end(self) -> None:
+        self.on_validation_epoch_end()
+
+    def predict_step(self, batch: ValidationBatch, batch_idx: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(quantise(self(degraded).float()).contiguous(), index) for degraded, _, index in batch]
+
+    # ------------------------------------------------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(
+            self.network.parameters(),
+            lr=self.hparams["lr"],
+            betas=tuple(self.hparams["betas"]),
+            weight_decay=self.hparams["weight_decay"],
+        )
+        warmup = int(self.hparams["warmup_steps"])
+        total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 0
+        cosine = self.hparams["schedule"] == "cosine" and 0 < total < 10**12
+        floor = float(self.hparams["min_lr_ratio"])
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if not cosine:
+                return 1.0
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------------------------------------------------------------
+    @rank_zero_only
+    def _log_images(
+        self, degraded: torch.Tensor, restored: torch.Tensor, clean: torch.Tensor, protocol_index: torch.Tensor
+    ) -> None:
+        loggers = [lg for lg in self.loggers if hasattr(lg, "log_image")]
+        if not loggers or self.trainer.sanity_checking:
+            return
+        count = min(int(self.hparams["log_images"]), len(degraded))
+        triplets = [_triplet(degraded[i], restored[i], clean[i]) for i in range(count)]
+        captions = [f"{self.val_protocols[int(protocol_index[i])]}: degraded | restored | clean" for i in range(count)]
+        for logger in loggers:
+            logger.log_image(key="val/samples", images=triplets, caption=captions, step=self.global_step)
+
+    def validation_results(self, dataset_name: str, dataset_type: str) -> list[EvalResult]:
+        """The last validation metrics as ``EvalResult`` rows for a model card."""
+        metrics = self.trainer.callback_metrics
+        names = {"psnr": "PSNR RGB (dB)", "ssim": "SSIM", "psnr_input": "PSNR of the input (dB)"}
+        results = []
+        for protocol in self.val_protocols:
+            for key, label in names.items():
+                value = metrics.get(f"val/{protocol}/{key}")
+                if value is not None:
+                    results.append(
+                        EvalResult(
+                            task_type="image-to-image",
+                            dataset_type=dataset_type,
+                            dataset_name=dataset_name,
+                            dataset_config=protocol,
+                            metric_type=key,
+                            metric_name=label,
+                            metric_value=round(float(value), 4),
+                        )
+                    )
+        return results
+
+
+def _triplet(degraded: torch.Tensor, restored: torch.Tensor, clean: torch.Tensor) -> np.ndarray:
+    """uint8 ``(H, 3W + 8, C)`` image: degraded | restored | clean (W&B wants uint8; floats come out black)."""
+    gap = torch.ones_like(clean[:, :, :4])
+    row = torch.cat([quantise(degraded.float()), gap, restored, gap, clean], dim=2)
+    array = (row.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return array[:, :, 0] if array.shape[2] == 1 else array
+
+
+class HubExport(L.Callback):
+    """Exports the best weights (by ``monitor``) in Hub layout after each validation that improves on it.
+
+    The directory holds ``config.json``, ``model.safetensors`` and a ``README.md`` model card whose evaluation table
+    and ``model-index`` carry the validation metrics, so ``dcicnn push DIR REPO_ID`` can publish it as is.
+
+    Args:
+        dirpath: target directory; ``None``: ``<trainer default_root_dir>/hub``.
+        monitor: the logged metric to maximise (or minimise, with ``mode="min"``).
+        dataset_name: pretty name of the validation data for the model card.
+        dataset_type: identifier of the validation data for the model card.
+        training: free text about the training run for the model card.
+    """
+
+    def __init__(
+        self,
+        dirpath: str | None = None,
+        monitor: str = "val/psnr",
+        mode: Literal["max", "min"] = "max",
+        dataset_name: str = "validation set",
+        dataset_type: str = "validation",
+        training: str | None = None,
+    ) -> None:
+        self.dirpath = dirpath
+        self.monitor = monitor
+        self.mode = mode
+        self.dataset_name = dataset_name
+        self.dataset_type = dataset_type
+        self.training = training
+        self.best: float | None = None
+        self.path: Path | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best = state_dict.get("best")
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not isinstance(pl_module, RestorationModule):
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            return
+        value = float(value)
+        better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+        if not better or not math.isfinite(value):
+            return
+        self.best = value
+        if trainer.is_global_zero:
+            self.path = Path(self.dirpath) if self.dirpath else Path(trainer.default_root_dir) / "hub"
+            training = self.training or (
+                f"Trained with `dcicnn fit` (step {trainer.global_step}, epoch {trainer.current_epoch}); "
+                f"best {self.monitor} = {value:.4f}."
+            )
+            pl_module.network.save_pretrained(
+                self.path,
+                model_card_kwargs={
+                    "eval_results": pl_module.validation_results(self.dataset_name, self.dataset_type),
+                    "training": training,
+                },
+            )
+            log.info("exported the best weights (%s = %.4f) to %s", self.monitor, value, self.path)
