@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import lightning as L
 import numpy as np
@@ -33,6 +33,9 @@ __all__ = [
     "HFSource",
     "StreamingTrainPatches",
     "TrainPatches",
+    "ValidationBatch",
+    "ValidationGroup",
+    "ValidationItem",
     "ValidationPairs",
     "collate_validation",
 ]
@@ -316,11 +319,32 @@ class StreamingTrainPatches(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
                 yield self.make(image, _sample_seed(count * self.patches_per_image + patch))
 
 
-class ValidationPairs(Dataset[tuple[torch.Tensor, torch.Tensor, int]]):
+class ValidationItem(NamedTuple):
+    """One validation pair: degraded input, clean target, protocol index and the item's index in its dataset."""
+
+    degraded: torch.Tensor
+    clean: torch.Tensor
+    protocol: int
+    index: int
+
+
+class ValidationGroup(NamedTuple):
+    """Validation items of one image size, stacked: ``protocol`` and ``index`` hold one value per item."""
+
+    degraded: torch.Tensor
+    clean: torch.Tensor
+    protocol: torch.Tensor
+    index: torch.Tensor
+
+
+ValidationBatch = list[ValidationGroup]
+
+
+class ValidationPairs(Dataset[ValidationItem]):
     """Fixed validation pairs: every image under every protocol, identical in every run and worker layout.
 
-    Each item is ``(degraded, clean, protocol_index)``. The clean image is the centre ``crop`` square (or the whole
-    image with ``crop=None``); ``paper-S`` protocols use their own centre crop resized to SxS.
+    The clean image is the centre ``crop`` square (or the whole image with ``crop=None``); ``paper-S`` protocols use
+    their own centre crop resized to SxS. ``describe(index)`` names an item: (protocol, image key).
     """
 
     def __init__(self, source: ImageSource, protocols: Sequence[str], crop: int | None = 256) -> None:
@@ -336,7 +360,12 @@ class ValidationPairs(Dataset[tuple[torch.Tensor, torch.Tensor, int]]):
     def __len__(self) -> int:
         return len(self.source) * len(self.protocols)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def describe(self, index: int) -> tuple[str, str]:
+        """(protocol, image key) of item ``index``."""
+        proto_index, image_index = divmod(index, len(self.source))
+        return self.protocols[proto_index], self.source.key(image_index)
+
+    def __getitem__(self, index: int) -> ValidationItem:
         proto_index, image_index = divmod(index, len(self.source))
         protocol = self.protocols[proto_index]
         image = _ensure_hwc(self.source.load(image_index))
@@ -344,23 +373,21 @@ class ValidationPairs(Dataset[tuple[torch.Tensor, torch.Tensor, int]]):
             image = _centre_crop(image, self.crop)
         clean = _ensure_hwc(protocol_target(protocol, image))
         degraded = _ensure_hwc(apply_protocol(protocol, image, key=self.source.key(image_index)))
-        return _to_tensor(degraded), _to_tensor(clean), proto_index
+        return ValidationItem(_to_tensor(degraded), _to_tensor(clean), proto_index, index)
 
 
-ValidationBatch = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
-
-
-def collate_validation(items: list[tuple[torch.Tensor, torch.Tensor, int]]) -> ValidationBatch:
-    """Stack validation items by image size: a list of ``(degraded, clean, protocol_index)`` groups, so a batch may
-    hold whole images of different sizes and ``paper-S`` protocols beside cropped ones."""
-    groups: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor, int]]] = {}
+def collate_validation(items: list[ValidationItem]) -> ValidationBatch:
+    """Stack validation items by image size, so a batch may hold whole images of different sizes and ``paper-S``
+    protocols beside cropped ones."""
+    groups: dict[tuple[int, ...], list[ValidationItem]] = {}
     for item in items:
-        groups.setdefault(tuple(item[0].shape), []).append(item)
+        groups.setdefault(tuple(item.degraded.shape), []).append(item)
     return [
-        (
-            torch.stack([g[0] for g in group]),
-            torch.stack([g[1] for g in group]),
-            torch.tensor([g[2] for g in group], dtype=torch.long),
+        ValidationGroup(
+            torch.stack([g.degraded for g in group]),
+            torch.stack([g.clean for g in group]),
+            torch.tensor([g.protocol for g in group], dtype=torch.long),
+            torch.tensor([g.index for g in group], dtype=torch.long),
         )
         for group in groups.values()
     ]
@@ -495,7 +522,7 @@ class DegradationDataModule(L.LightningDataModule):
             return False
 
     def protocol_name(self, index: int) -> str:
-        """The protocol of a validation item's ``protocol_index``."""
+        """The name of a validation protocol index."""
         return self.val_protocols[index]
 
     def train_dataloader(self) -> DataLoader[Any]:
@@ -529,4 +556,8 @@ class DegradationDataModule(L.LightningDataModule):
         )
 
     def test_dataloader(self) -> DataLoader[Any]:
+        return self.val_dataloader()
+
+    def predict_dataloader(self) -> DataLoader[Any]:
+        """The validation pairs, to write restored images with ``dcicnn.training.RestoredImageWriter``."""
         return self.val_dataloader()

@@ -16,6 +16,7 @@ import lightning as L
 import numpy as np
 import torch
 from huggingface_hub import EvalResult
+from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 from torch.nn import functional as F
@@ -24,9 +25,10 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 
 from dcicnn.data import DEFAULT_VAL_PROTOCOLS, ValidationBatch
 from dcicnn.degradations import PROTOCOLS
+from dcicnn.imageio import save_image_atomic, to_image
 from dcicnn.model import DCICNN
 
-__all__ = ["HubExport", "RestorationModule", "TrainingDivergedError"]
+__all__ = ["HubExport", "RestorationModule", "RestoredImageWriter", "TrainingDivergedError"]
 
 log = logging.getLogger(__name__)
 
@@ -175,15 +177,16 @@ class RestorationModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: ValidationBatch, batch_idx: int) -> None:
-        for degraded, clean, protocol_index in batch:
-            restored = quantise(self(degraded).float()).contiguous()
-            for index in protocol_index.unique().tolist():
-                mask = protocol_index == index
+        for group in batch:
+            restored = quantise(self(group.degraded).float()).contiguous()
+            for index in group.protocol.unique().tolist():
+                mask = group.protocol == index
                 protocol = self.val_protocols[index]
-                self.val_metrics[protocol].update(restored[mask], clean[mask])
-                self.input_psnr[protocol].update(degraded[mask].float().contiguous(), clean[mask])  # as given
+                self.val_metrics[protocol].update(restored[mask], group.clean[mask])
+                # the input as given (unclipped for noise-*), the baseline a restorer must beat
+                self.input_psnr[protocol].update(group.degraded[mask].float().contiguous(), group.clean[mask])
             if batch_idx == 0 and self.hparams["log_images"]:
-                self._log_images(degraded, restored, clean, protocol_index)
+                self._log_images(group.degraded, restored, group.clean, group.protocol)
 
     def on_validation_epoch_end(self) -> None:
         means: list[torch.Tensor] = []
@@ -214,7 +217,8 @@ class RestorationModule(L.LightningModule):
         self.on_validation_epoch_end()
 
     def predict_step(self, batch: ValidationBatch, batch_idx: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        return [(quantise(self(degraded).float()).contiguous(), index) for degraded, _, index in batch]
+        """Restored images (8-bit levels) with their dataset indices, one pair per group of the batch."""
+        return [(quantise(self(group.degraded).float()).contiguous(), group.index) for group in batch]
 
     # ------------------------------------------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
@@ -348,3 +352,35 @@ class HubExport(L.Callback):
                 },
             )
             log.info("exported the best weights (%s = %.4f) to %s", self.monitor, value, self.path)
+
+
+class RestoredImageWriter(BasePredictionWriter):
+    """Writes the images restored by ``dcicnn predict`` as ``<output_dir>/<protocol>/<image key>.png``.
+
+    Args:
+        output_dir: target directory; ``None``: ``<trainer default_root_dir>/predictions``.
+    """
+
+    def __init__(self, output_dir: str | None = None) -> None:
+        super().__init__(write_interval="batch")
+        self.output_dir = output_dir
+
+    def write_on_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        prediction: Any,
+        batch_indices: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        loader = trainer.predict_dataloaders
+        dataset = (loader[dataloader_idx] if isinstance(loader, list) else loader).dataset
+        root = Path(self.output_dir) if self.output_dir else Path(trainer.default_root_dir) / "predictions"
+        for restored, indices in prediction:
+            for image, index in zip(restored, indices.tolist(), strict=True):
+                protocol, key = dataset.describe(index)
+                path = (root / protocol / key).with_suffix(".png")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                save_image_atomic(to_image(image.permute(1, 2, 0).float().cpu().numpy()), path)

@@ -184,11 +184,14 @@ def test_validation_batches_group_sizes_and_name_protocols(folder: Path) -> None
     (batch,) = list(dm.val_dataloader())
     shapes = sorted(tuple(group[0].shape) for group in batch)
     assert shapes == [(6, 3, 32, 32), (12, 3, 24, 24)]  # one group per size, protocols may share a group
-    names = {dm.protocol_name(int(i)) for group in batch for i in group[2]}
+    names = {dm.protocol_name(int(i)) for group in batch for i in group.protocol}
+    assert dm.val_set is not None
+    described = {dm.val_set.describe(int(i)) for group in batch for i in group.index}
+    assert len(described) == 18 and ("paper-32", "sub/img5.png") in described
     assert names == {"jpeg-q10", "noise-s25", "paper-32"}
     whole = ValidationPairs(FolderSource(folder), ["jpeg-q10"], crop=None)
     groups = collate_validation([whole[i] for i in range(len(whole))])
-    assert sorted(g[0].shape[2] for g in groups) == [40, 41, 42, 43, 44, 45]  # whole images of every size
+    assert sorted(g.degraded.shape[2] for g in groups) == [40, 41, 42, 43, 44, 45]  # whole images of every size
 
 
 def test_training_pairs_differ_between_epochs_and_repeat_with_the_seed(folder: Path) -> None:
@@ -247,7 +250,7 @@ def test_hf_imagefolder_source_from_a_local_directory(tmp_path: Path) -> None:
     dm.setup("fit")
     degraded, clean = next(iter(dm.train_dataloader()))
     assert degraded.shape == clean.shape == (2, 3, 8, 8)
-    assert len(flatten(dm.val_dataloader())) == 3
+    assert len(flatten(dm.val_dataloader())) == 4  # one group: degraded, clean, protocol, index
     with pytest.raises(ValueError, match="no column 'picture'"):
         HFSource(HFDataset(path="imagefolder", data_dir=str(root), image_column="picture"))
 

@@ -169,6 +169,24 @@ def print_config(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
 
 
 @pytest.mark.slow
+def test_predict_writes_restored_images(tmp_path: Path) -> None:
+    assert dcicnn("fit", "--config", SMOKE, *run_dir_args(tmp_path)).returncode == 0
+    result = dcicnn(
+        "predict",
+        "--config",
+        SMOKE,
+        *run_dir_args(tmp_path),
+        "--ckpt_path=last",
+        f"--predict_writer.output_dir={tmp_path / 'out'}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png"))
+    assert written == ["jpeg-q10/sample.png", "noise-s25/sample.png"]
+    with Image.open(tmp_path / "out" / "jpeg-q10" / "sample.png") as image:
+        assert image.size == (64, 64) and image.mode == "RGB"
+
+
+@pytest.mark.slow
 def test_print_config_through_the_console_script() -> None:
     result = dcicnn("fit", "--config", SMOKE, "--config", "configs/wandb.yaml", "--model.lr", "0.01", "--print_config")
     assert result.returncode == 0, result.stderr
@@ -374,9 +392,9 @@ def test_ddp_ranks_see_distinct_samples_and_metrics_are_synced(tmp_path: Path) -
     dm.setup("validate")
     per_image = []
     with torch.no_grad():
-        for degraded, clean, _ in (group for batch in dm.val_dataloader() for group in batch):
-            restored = quantise(module.network(degraded))
-            mse = torch.mean((restored - clean) ** 2)
+        for group in (group for batch in dm.val_dataloader() for group in batch):
+            restored = quantise(module.network(group.degraded))
+            mse = torch.mean((restored - group.clean) ** 2)
             per_image.append(float(10 * torch.log10(1.0 / mse)))
     rank0_alone = float(np.mean(per_image[0::2]))  # DistributedSampler gives rank 0 the items 0 and 2
     assert abs(logged - float(np.mean(per_image))) < 1e-3
