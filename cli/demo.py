@@ -14,7 +14,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from dcicnn import DCICNN, hub
 from dcicnn.degradations import jpeg
-from dcicnn.imageio import image_to_uint8, save_image_atomic, to_image
+from dcicnn.imageio import image_to_uint8, save_image_atomic
 
 SAMPLE = "sample.png"
 
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         clean = sample.convert("RGB")
     degraded = Image.fromarray(jpeg(image_to_uint8(clean), args.quality))
     model, label = _load_model(args.model)
-    restored = _restore(model, degraded)
+    restored = model.restore(degraded)
 
     args.output.mkdir(parents=True, exist_ok=True)
     for name, image in (("clean", clean), ("degraded", degraded), ("restored", restored)):
@@ -82,13 +82,6 @@ def _load_model(source: str | None) -> tuple[DCICNN, str]:
         last.weight.zero_()
         last.bias.zero_()
     return model.eval(), "untrained identity network (no trained weights bundled yet)"
-
-
-def _restore(model: DCICNN, image: Image.Image) -> Image.Image:
-    x = torch.from_numpy(image_to_uint8(image)).permute(2, 0, 1)[None].float() / 255.0
-    with torch.inference_mode():
-        y = model.fuse_batchnorm()(x)
-    return to_image(y[0].permute(1, 2, 0).numpy())
 
 
 def _psnr(image: Image.Image, reference: Image.Image) -> float:

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["IMAGE_EXTENSIONS", "image_to_uint8", "read_image", "save_image_atomic", "to_image"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageReadError",
+    "image_to_uint8",
+    "open_image",
+    "read_image",
+    "save_image_atomic",
+    "to_image",
+]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -63,8 +72,61 @@ def save_image_atomic(image: Image.Image, path: str | Path, **save_kwargs: objec
     try:
         with os.fdopen(fd, "wb") as handle:
             image.save(handle, format=fmt, **save_kwargs)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class ImageReadError(OSError):
+    """An image file that cannot be restored, with a one-line reason a user can act on."""
+
+
+def open_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
+    """Open and fully decode an image file, with one clear ``ImageReadError`` for every way that can fail.
+
+    Pillow's decompression-bomb guard stays on: images above ``max_pixels`` (default: Pillow's
+    ``Image.MAX_IMAGE_PIXELS``, about 89 megapixels) are refused before they are decoded.
+    """
+    path = Path(path)
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    if path.is_dir():
+        raise ImageReadError(f"{path}: is a directory, not an image file")
+    if not path.exists():
+        raise ImageReadError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: empty file")
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = limit
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+            try:
+                image.load()
+            except BaseException:
+                image.close()
+                raise
+            return image
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageReadError(
+            f"{path}: the image claims more pixels than the limit of {limit:,} (Pillow's decompression-bomb "
+            "guard); raise it with --max-pixels if you trust the file"
+        ) from None
+    except Image.UnidentifiedImageError:
+        raise ImageReadError(f"{path}: not an image format Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        detail = " ".join(str(err).split())
+        if "truncated" in detail:
+            raise ImageReadError(f"{path}: truncated image data ({detail})") from None
+        raise ImageReadError(f"{path}: corrupt or unreadable image ({detail})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous

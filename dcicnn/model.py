@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from dcicnn import hub
+from dcicnn.inference import DEFAULT_TILE, ImageLike, restore
 
 __all__ = ["DCICNN"]
 
@@ -111,6 +112,51 @@ class DCICNN(
             raise ValueError(f"expected a (N, {self.in_channels}, H, W) tensor, got shape {tuple(x.shape)}")
         out = self.body(x)
         return x - out if self.residual else out
+
+    def restore(
+        self,
+        image: ImageLike,
+        *,
+        tile: int = DEFAULT_TILE,
+        overlap: int | None = None,
+        batch_size: int = 4,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        compile: bool = False,
+    ) -> ImageLike:
+        """Restore an image of any size; returns the same kind of image.
+
+        * PIL image -> PIL image. Any mode: EXIF orientation is applied; alpha (RGBA, LA, P with transparency) passes
+          through untouched; P and CMYK come back as RGB(A); 16-bit (``I;16``) stays 16-bit; the ICC profile and
+          DPI are carried over in ``image.info``.
+        * numpy ``(H, W)`` or ``(H, W, C)``, C in 1..4, uint8 (0..255), uint16 (0..65535) or float (0..1) -> the same
+          shape and dtype (float outputs are not clipped).
+        * torch float ``(C, H, W)`` or ``(N, C, H, W)`` on the 0..1 scale -> the same shape, dtype and device.
+
+        A gray image through an RGB model comes back gray (the mean of the restored channels); a colour image through
+        a gray model has its luma restored and its chroma kept.
+
+        Args:
+            tile: tile side in pixels; images up to this size run in one pass. Memory grows with ``tile**2 *
+                batch_size``, not with the image.
+            overlap: context kept around each tile; at least (and by default) ``receptive_radius``, which makes the
+                result equal to a whole-image pass.
+            batch_size: tiles per forward pass.
+            device: where to run (default: where the model is).
+            dtype: ``"auto"``/``None`` (bf16 where the hardware runs it fast, else fp32), ``"fp32"``, ``"bf16"``,
+                ``"fp16"`` or a ``torch.dtype``.
+            compile: ``torch.compile`` the inference network (slow first call, faster after).
+        """
+        return restore(
+            self,
+            image,
+            tile=tile,
+            overlap=overlap,
+            batch_size=batch_size,
+            device=device,
+            dtype=dtype,
+            compile=compile,
+        )
 
     def fuse_batchnorm(self) -> DCICNN:
         """Return an inference copy with every BatchNorm folded into the preceding convolution.

@@ -1,0 +1,150 @@
+"""``dcicnn restore INPUT... -o OUTDIR``: restore files, folders and globs; one bad file never stops the others."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from tqdm import tqdm
+
+from dcicnn import DCICNN, hub
+from dcicnn.imageio import IMAGE_EXTENSIONS, ImageReadError, open_image, save_image_atomic
+
+FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tif", "bmp": ".bmp"}
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "restore",
+        help="restore image files, folders (recursive) and globs into an output folder",
+        description="Restore every input image with DCI-CNN and write the results under OUTDIR, keeping the folder "
+        "structure of folder inputs. Outputs are written atomically and never overwrite an input; an existing "
+        "output is kept unless --overwrite. Each file that fails is reported in one line and the others go on; "
+        "the exit status is 1 if any failed.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR", help="output folder")
+    parser.add_argument("--model", help="model directory or Hub repo id (default: the bundled default weights)")
+    parser.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, mps ... (default: cpu)")
+    parser.add_argument("--dtype", default="auto", help="auto (bf16 where fast, else fp32), fp32, bf16 or fp16")
+    parser.add_argument("--tile", type=int, default=512, help="tile side in pixels (memory grows with its square)")
+    parser.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    parser.add_argument(
+        "--format",
+        choices=[*FORMATS, "same"],
+        default="png",
+        help="output format (default png; 'same' keeps the input's)",
+    )
+    parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality of the output (default 95)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        help="refuse images with more pixels than this (default: Pillow's limit, about 89 MP)",
+    )
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network (faster for many files)")
+    parser.set_defaults(run=run)
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    target: Path
+
+
+def collect(inputs: list[str], output: Path, extension: str | None) -> tuple[list[Job], list[str]]:
+    """Jobs for every input image, and one error line per input that names nothing restorable."""
+    jobs: list[Job] = []
+    errors: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not files:
+                errors.append(f"{item}: no images in this folder")
+            jobs += [Job(f, output / f.relative_to(path).with_suffix(extension or f.suffix)) for f in files]
+        elif path.exists() or not glob.has_magic(item):
+            jobs.append(Job(path, output / (path.stem + (extension or path.suffix))))
+        else:
+            matches = sorted(Path(m) for m in glob.glob(item, recursive=True) if Path(m).is_file())
+            if not matches:
+                errors.append(f"{item}: no file matches this pattern")
+            jobs += [Job(m, output / (m.stem + (extension or m.suffix))) for m in matches]
+    return jobs, errors
+
+
+def load_model(args: argparse.Namespace) -> DCICNN:
+    if args.model is None and not hub.has_bundled_weights():
+        raise hub.WeightsNotFoundError(
+            "this version of dcicnn ships no trained default weights yet; pass --model DIR_OR_REPO_ID"
+        )
+    return DCICNN.from_pretrained(args.model, revision=args.revision)
+
+
+def save_options(image: Image.Image, target: Path, quality: int) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if "icc_profile" in image.info:
+        options["icc_profile"] = image.info["icc_profile"]
+    suffix = target.suffix.lower()
+    if suffix in (".jpg", ".jpeg"):
+        if image.mode not in ("RGB", "L"):
+            raise ValueError(f"JPEG cannot store a {image.mode} image; use --format png")
+        options.update(quality=quality, subsampling=0)  # 4:4:4: no new colour bleeding
+    elif suffix == ".webp":
+        options.update(quality=quality)
+    return options
+
+
+def restore_one(model: DCICNN, job: Job, args: argparse.Namespace, inputs: set[Path]) -> None:
+    if job.target.resolve() in inputs:
+        raise ValueError(f"the output {job.target} would overwrite an input")
+    if job.target.exists() and not args.overwrite:
+        raise FileExistsError(f"{job.target} exists (pass --overwrite to replace it)")
+    image = open_image(job.source, args.max_pixels)
+    restored = model.restore(
+        image, tile=args.tile, batch_size=args.batch_size, device=args.device, dtype=args.dtype, compile=args.compile
+    )
+    job.target.parent.mkdir(parents=True, exist_ok=True)
+    save_image_atomic(restored, job.target, **save_options(restored, job.target, args.quality))
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.tile < 1 or args.batch_size < 1:
+        raise ValueError("--tile and --batch-size must be >= 1")
+    extension = None if args.format == "same" else FORMATS[args.format]
+    jobs, errors = collect(args.inputs, args.output, extension)
+    for line in errors:
+        print(f"dcicnn restore: error: {line}", file=sys.stderr)
+    model = load_model(args)
+    if jobs:
+        args.output.mkdir(parents=True, exist_ok=True)
+        if not os.access(args.output, os.W_OK):
+            raise PermissionError(f"{args.output}: output folder is not writable")
+    inputs = {job.source.resolve() for job in jobs}
+    claimed: set[Path] = set()
+    failed = len(errors)
+    for job in tqdm(jobs, desc="restoring", unit="image", disable=None, file=sys.stderr):
+        try:
+            if job.target in claimed:
+                raise FileExistsError(f"{job.target} is also the output of another input; restore them separately")
+            claimed.add(job.target)
+            restore_one(model, job, args, inputs)
+        except (ImageReadError, OSError, ValueError) as err:
+            failed += 1
+            tqdm.write(f"dcicnn restore: error: {_reason(job, err)}", file=sys.stderr)
+    done = len(jobs) - (failed - len(errors))
+    print(f"restored {done} of {len(jobs)} image(s) into {args.output}" + (f"; {failed} failed" if failed else ""))
+    return 1 if failed else 0
+
+
+def _reason(job: Job, err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if str(job.source) in text or str(job.target) in text else f"{job.source}: {text}"

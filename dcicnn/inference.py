@@ -1,0 +1,287 @@
+"""Restore images of any size: seamless tiling, batched tiles, BatchNorm folded, channels-last, bf16 where it pays.
+
+A tile's output equals the whole-image output wherever the tile holds the pixel's whole receptive field, so tiles
+overlap by at least the model's receptive radius and only their cores are kept: the result equals a whole-image pass
+(up to float rounding), while memory stays bounded by the tile size, not the image size.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+if TYPE_CHECKING:
+    from dcicnn.model import DCICNN
+
+__all__ = ["DEFAULT_TILE", "Tile", "bf16_supported", "plan_tiles", "restore", "restore_tensor"]
+
+DEFAULT_TILE = 512
+ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray, torch.Tensor)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 convolutions are fast on ``device`` (CUDA with bf16, or a CPU with AVX512-BF16/AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: the input window ``[y0:y1, x0:x1]`` and the core ``[cy0:cy1, cx0:cx1]`` whose output is kept."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    cy0: int
+    cy1: int
+    cx0: int
+    cx1: int
+
+
+def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """Windows of size ``min(tile, length)`` and the cores they own along one axis; cores partition ``[0, length)``."""
+    if length <= tile:
+        return [(0, length, 0, length)]
+    step = tile - 2 * overlap
+    count = math.ceil((length - 2 * overlap) / step) if length > tile else 1
+    spans = []
+    for i in range(count):
+        core0 = 0 if i == 0 else overlap + i * step
+        core1 = length if i == count - 1 else overlap + (i + 1) * step
+        start = min(max(core0 - overlap, 0), length - tile)
+        spans.append((start, start + tile, core0, core1))
+    return spans
+
+
+def plan_tiles(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
+    """Tiles of one size (``tile`` x ``tile``, or the image if smaller) covering an image; every output pixel lies
+    in exactly one core, at least ``overlap`` pixels from its window's edges unless that edge is the image's."""
+    if tile <= 2 * overlap:
+        raise ValueError(f"tile ({tile}) must be larger than twice the overlap ({overlap})")
+    return [
+        Tile(y0, y1, x0, x1, cy0, cy1, cx0, cx1)
+        for y0, y1, cy0, cy1 in _spans(height, tile, overlap)
+        for x0, x1, cx0, cx1 in _spans(width, tile, overlap)
+    ]
+
+
+def _batches(items: list[Tile], size: int) -> Iterator[list[Tile]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class _Runner:
+    """The model prepared for inference on one device and dtype: BatchNorm folded, eval mode, channels-last."""
+
+    def __init__(self, model: DCICNN, device: torch.device, dtype: torch.dtype, compile: bool) -> None:
+        fused = model.fuse_batchnorm().to(device)
+        self.channels_last = device.type in ("cpu", "cuda")
+        if self.channels_last:
+            fused = fused.to(memory_format=torch.channels_last)
+        self.model: Any = torch.compile(fused) if compile else fused
+        self.device = device
+        self.dtype = dtype
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, torch.float32, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.dtype == torch.float32:
+            return self.model(x)
+        # Autocast runs the convolutions in bf16/fp16 but keeps the residual subtraction in fp32.
+        with torch.autocast(self.device.type, dtype=self.dtype):
+            return self.model(x).float()
+
+
+def _runner(model: DCICNN, device: torch.device, dtype: torch.dtype, compile: bool) -> _Runner:
+    """A cached ``_Runner``, rebuilt when the model's weights change (tensor version counters)."""
+    key = (str(device), dtype, compile, tuple(t._version for t in model.state_dict().values()))
+    cache: dict[Any, _Runner] = model.__dict__.setdefault("_dcicnn_runners", {})
+    if key not in cache:
+        cache.clear()
+        cache[key] = _Runner(model, device, dtype, compile)
+    return cache[key]
+
+
+def resolve_device_dtype(
+    model: DCICNN, device: str | torch.device | None, dtype: str | torch.dtype | None
+) -> tuple[torch.device, torch.dtype]:
+    """``device=None``: the model's; ``dtype=None`` or ``"auto"``: bf16 where ``bf16_supported``, else fp32."""
+    resolved = torch.device(device) if device is not None else next(model.parameters()).device
+    if dtype is None or dtype == "auto":
+        return resolved, torch.bfloat16 if bf16_supported(resolved) else torch.float32
+    if isinstance(dtype, str):
+        names = {
+            "fp32": torch.float32,
+            "float32": torch.float32,
+            "bf16": torch.bfloat16,
+            "bfloat16": torch.bfloat16,
+            "fp16": torch.float16,
+            "float16": torch.float16,
+        }
+        if dtype not in names:
+            raise ValueError(f"dtype must be one of {sorted(names)} or 'auto', got {dtype!r}")
+        dtype = names[dtype]
+    if dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        raise ValueError(f"unsupported inference dtype {dtype}")
+    return resolved, dtype
+
+
+@torch.inference_mode()
+def restore_tensor(
+    model: DCICNN,
+    source: torch.Tensor,
+    out: torch.Tensor | None = None,
+    *,
+    tile: int = DEFAULT_TILE,
+    overlap: int | None = None,
+    batch_size: int = 4,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    compile: bool = False,
+    scale: float = 1.0,
+) -> torch.Tensor:
+    """Restore one ``(C, H, W)`` image tile by tile into ``out`` (allocated if ``None``).
+
+    ``source`` may be uint8, uint16 or float, on any device, and a strided view (e.g. of a numpy HWC array): each
+    tile is converted on its own, divided by ``scale`` to the 0..1 range. ``out`` receives ``result * scale``,
+    rounded and clamped to ``[0, scale]`` for an integer dtype, unclipped for a float one. Peak memory beyond
+    ``source`` and ``out`` is that of ``batch_size`` tiles.
+    """
+    if source.ndim != 3 or source.shape[0] != model.in_channels:
+        raise ValueError(f"expected a ({model.in_channels}, H, W) image, got shape {tuple(source.shape)}")
+    overlap = model.receptive_radius if overlap is None else overlap
+    if overlap < model.receptive_radius:
+        raise ValueError(
+            f"overlap {overlap} is below the model's receptive radius {model.receptive_radius}: tiles would show seams"
+        )
+    if tile < 1 or batch_size < 1:
+        raise ValueError(f"tile and batch_size must be >= 1, got {tile} and {batch_size}")
+    run = _runner(model, *resolve_device_dtype(model, device, dtype), compile)
+    _, height, width = source.shape
+    if out is None:
+        out = torch.empty(source.shape, dtype=torch.float32)
+    integer = not out.dtype.is_floating_point
+    tiles = plan_tiles(height, width, max(tile, 2 * overlap + 1), overlap)
+    for group in _batches(tiles, batch_size):
+        windows = torch.stack([source[:, t.y0 : t.y1, t.x0 : t.x1] for t in group]).float().div_(scale)
+        restored = run(windows).mul_(scale)
+        if integer:
+            restored = restored.round_().clamp_(0, scale)
+        restored = restored.to(out.device)
+        for t, result in zip(group, restored, strict=True):
+            out[:, t.cy0 : t.cy1, t.cx0 : t.cx1] = result[:, t.cy0 - t.y0 : t.cy1 - t.y0, t.cx0 - t.x0 : t.cx1 - t.x0]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Images of every kind in, the same kind out.
+def restore(model: DCICNN, image: ImageLike, **kwargs: Any) -> ImageLike:
+    """Restore a PIL image, numpy array or tensor of any size; see ``DCICNN.restore`` for the rules."""
+    if isinstance(image, Image.Image):
+        return _restore_pil(model, image, **kwargs)
+    if isinstance(image, np.ndarray):
+        return _restore_numpy(model, image, **kwargs)
+    if isinstance(image, torch.Tensor):
+        return _restore_torch(model, image, **kwargs)
+    raise TypeError(f"expected a PIL image, numpy array or torch tensor, got {type(image).__name__}")
+
+
+def _restore_torch(model: DCICNN, image: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+    if image.ndim == 3:
+        return _restore_torch(model, image[None], **kwargs)[0]
+    if image.ndim != 4 or not image.dtype.is_floating_point:
+        raise ValueError(
+            f"expected a float (C, H, W) or (N, C, H, W) tensor on the 0..1 scale, got {image.dtype} "
+            f"{tuple(image.shape)}"
+        )
+    out = torch.empty_like(image)
+    for i in range(image.shape[0]):
+        _restore_channels(model, image[i], out[i], **kwargs)
+    return out
+
+
+def _restore_numpy(model: DCICNN, image: np.ndarray, **kwargs: Any) -> np.ndarray:
+    """HW, HW1, HW3 or HW4 arrays; uint8 (0..255), uint16 (0..65535) or float (0..1). Alpha passes through."""
+    if image.ndim == 2:
+        return _restore_numpy(model, image[:, :, None], **kwargs)[:, :, 0]
+    if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"expected an (H, W) or (H, W, C) image with C in 1..4, got shape {image.shape}")
+    if image.dtype == np.uint8:
+        scale = 255.0
+    elif image.dtype == np.uint16:
+        scale = 65535.0
+    elif np.issubdtype(image.dtype, np.floating):
+        scale = 1.0
+    else:
+        raise ValueError(f"unsupported image dtype {image.dtype}: use uint8, uint16 or float")
+    colour = 3 if image.shape[2] >= 3 else 1
+    out = image.copy()  # alpha (the 4th or 2nd channel) passes through untouched
+    with warnings.catch_warnings():  # a read-only array (e.g. from a PIL image) is fine: the source is only read
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        source = torch.from_numpy(np.ascontiguousarray(image[:, :, :colour])).permute(2, 0, 1)
+    _restore_channels(model, source, torch.from_numpy(out).permute(2, 0, 1)[:colour], scale=scale, **kwargs)
+    return out
+
+
+def _restore_channels(
+    model: DCICNN,
+    source: torch.Tensor,
+    out: torch.Tensor | None = None,
+    *,
+    scale: float = 1.0,
+    **kwargs: Any,
+) -> torch.Tensor:
+    """Restore ``(C, H, W)`` with C = 1 or 3 by a model of 1 or 3 channels into ``out`` (gray <-> colour as documented:
+    a gray image through a colour model keeps the mean of the restored channels; a colour image through a gray
+    model has its BT.601 luma restored and its chroma kept)."""
+    if out is None:
+        dtype = source.dtype if source.dtype.is_floating_point else torch.float32
+        out = torch.empty(source.shape, dtype=dtype, device=source.device)
+    if source.shape[0] == model.in_channels:
+        return restore_tensor(model, source, out, scale=scale, **kwargs)
+    if source.shape[0] == 1:
+        restored = restore_tensor(model, source.expand(3, -1, -1), scale=scale, **kwargs).mean(dim=0, keepdim=True)
+    else:
+        rgb = source.float()
+        luma = (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2])[None]
+        restored = rgb + (restore_tensor(model, luma, scale=scale, **kwargs) - luma)
+    out.copy_(_cast(restored, out.dtype, scale))
+    return out
+
+
+def _cast(values: torch.Tensor, dtype: torch.dtype, scale: float) -> torch.Tensor:
+    if dtype.is_floating_point:
+        return values.to(dtype)
+    return values.round().clamp(0, scale).to(dtype)
+
+
+def _restore_pil(model: DCICNN, image: Image.Image, **kwargs: Any) -> Image.Image:
+    """Any PIL mode: EXIF orientation applied, alpha kept, ICC profile carried over, 16-bit kept 16-bit."""
+    info = {k: v for k, v in image.info.items() if k in ("icc_profile", "dpi")}
+    image = ImageOps.exif_transpose(image) or image
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image)
+        wide = np.clip(array, 0, 65535).astype(np.uint16) if mode == "I" else array.astype(np.uint16)
+        result = Image.fromarray(_restore_numpy(model, wide, **kwargs))
+    elif mode == "F":
+        raise ValueError("floating-point images (mode F) are not supported; pass a numpy array instead")
+    else:
+        if mode not in ("L", "LA", "RGB", "RGBA"):
+            keep_alpha = "A" in mode or "transparency" in image.info
+            image = image.convert("RGBA" if keep_alpha else "RGB")
+        result = Image.fromarray(_restore_numpy(model, np.asarray(image), **kwargs), mode=image.mode)
+    result.info.update(info)
+    return result

@@ -1,0 +1,164 @@
+"""DCICNN.restore: seamless tiling, every kind of image in and out, and the inference settings."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageCms
+
+from dcicnn import DCICNN
+from dcicnn.inference import plan_tiles, resolve_device_dtype
+from tests.test_model import randomise_batchnorm
+
+
+def model(in_channels: int = 3, depth: int = 4, seed: int = 0) -> DCICNN:
+    torch.manual_seed(seed)
+    return randomise_batchnorm(DCICNN(in_channels=in_channels, width=8, depth=depth), seed)
+
+
+MODEL = model()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    height=st.integers(1, 90),
+    width=st.integers(1, 90),
+    tile=st.integers(9, 70),
+    extra_overlap=st.integers(0, 6),
+    batch_size=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_tiled_equals_whole_image(
+    height: int, width: int, tile: int, extra_overlap: int, batch_size: int, seed: int
+) -> None:
+    overlap = MODEL.receptive_radius + extra_overlap
+    x = torch.rand(3, height, width, generator=torch.Generator().manual_seed(seed))
+    tiled = MODEL.restore(x, tile=max(tile, 2 * overlap + 1), overlap=overlap, batch_size=batch_size, dtype="fp32")
+    with torch.no_grad():
+        whole = MODEL(x[None])[0]
+    torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(length=st.integers(1, 300), tile=st.integers(17, 120), overlap=st.integers(8, 8))
+def test_tile_plan_covers_every_pixel_once_with_context(length: int, tile: int, overlap: int) -> None:
+    tiles = plan_tiles(length, 5, tile, overlap)
+    owner = np.zeros(length, dtype=int)
+    for t in tiles:
+        assert t.y1 - t.y0 == min(tile, length)  # one tile shape: tiles batch together
+        owner[t.cy0 : t.cy1] += 1
+        assert t.cy0 - t.y0 >= overlap or t.y0 == 0
+        assert t.y1 - t.cy1 >= overlap or t.y1 == length
+    assert (owner == 1).all()
+
+
+def test_overlap_below_the_receptive_radius_is_refused() -> None:
+    with pytest.raises(ValueError, match="below the model's receptive radius"):
+        MODEL.restore(torch.rand(3, 40, 40), tile=20, overlap=MODEL.receptive_radius - 1)
+
+
+def test_tensors_in_tensors_out() -> None:
+    batch = torch.rand(2, 3, 21, 30)
+    out = MODEL.restore(batch, tile=16, dtype="fp32")
+    assert out.shape == batch.shape and out.dtype == batch.dtype
+    single = MODEL.restore(batch[1], tile=16, dtype="fp32")
+    torch.testing.assert_close(single, out[1])
+    with pytest.raises(ValueError, match="float"):
+        MODEL.restore(torch.zeros(3, 8, 8, dtype=torch.uint8))
+
+
+def test_numpy_dtypes_and_alpha() -> None:
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, size=(33, 41, 4), dtype=np.uint8)
+    out = MODEL.restore(rgba, tile=20)
+    assert out.dtype == np.uint8 and out.shape == rgba.shape
+    assert np.array_equal(out[:, :, 3], rgba[:, :, 3])  # alpha untouched
+    as_float = MODEL.restore(rgba[:, :, :3].astype(np.float32) / 255, dtype="fp32")
+    as_uint8 = MODEL.restore(rgba[:, :, :3], dtype="fp32")
+    assert as_float.dtype == np.float32
+    assert np.abs(np.clip(np.rint(as_float * 255), 0, 255) - as_uint8).max() <= 1
+    wide = rng.integers(0, 65536, size=(20, 25), dtype=np.uint16)
+    out16 = MODEL.restore(wide)
+    assert out16.dtype == np.uint16 and out16.shape == wide.shape
+    with pytest.raises(ValueError, match="unsupported image dtype"):
+        MODEL.restore(np.zeros((8, 8, 3), dtype=np.int8))
+
+
+def test_gray_and_colour_across_models() -> None:
+    rng = np.random.default_rng(1)
+    gray = rng.integers(0, 256, size=(30, 30), dtype=np.uint8)
+    colour = rng.integers(0, 256, size=(30, 30, 3), dtype=np.uint8)
+    assert MODEL.restore(gray).shape == (30, 30)
+    gray_model = model(in_channels=1)
+    assert gray_model.restore(gray).shape == (30, 30)
+    out = gray_model.restore(colour, dtype="fp32")
+    assert out.shape == colour.shape
+    # the gray model changes luma only: the chroma differences between channels are kept (up to rounding)
+    diff_in = colour[:, :, 0].astype(int) - colour[:, :, 1].astype(int)
+    diff_out = out[:, :, 0].astype(int) - out[:, :, 1].astype(int)
+    clipped = (out == 0).any(axis=2) | (out == 255).any(axis=2)
+    assert np.abs(diff_in - diff_out)[~clipped].max() <= 1
+
+
+def pil(mode: str, size: tuple[int, int] = (37, 29)) -> Image.Image:
+    rng = np.random.default_rng(2)
+    rgba = Image.fromarray(rng.integers(0, 256, size=(size[1], size[0], 4), dtype=np.uint8), "RGBA")
+    if mode == "I;16":
+        return Image.fromarray(rng.integers(0, 65536, size=(size[1], size[0]), dtype=np.uint16))
+    if mode == "P":
+        return rgba.convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE)
+    return rgba.convert(mode)
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [("L", "L"), ("LA", "LA"), ("RGB", "RGB"), ("RGBA", "RGBA"), ("P", "RGB"), ("CMYK", "RGB"), ("I;16", "I;16")],
+)
+def test_pil_modes(mode: str, expected: str) -> None:
+    image = pil(mode)
+    out = MODEL.restore(image, tile=24)
+    assert out.mode == expected and out.size == image.size
+    if "A" in mode:
+        assert np.array_equal(np.asarray(out)[..., -1], np.asarray(image)[..., -1])
+
+
+def test_exif_orientation_is_applied_and_icc_profile_kept() -> None:
+    image = Image.fromarray(np.zeros((20, 50, 3), np.uint8))
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", exif=exif.tobytes(), icc_profile=icc)
+    with Image.open(io.BytesIO(buffer.getvalue())) as loaded:
+        out = MODEL.restore(loaded)
+    assert out.size == (20, 50)  # upright
+    assert out.info.get("icc_profile") == icc
+
+
+def test_bf16_is_close_to_fp32_and_auto_picks_by_hardware() -> None:
+    x = torch.rand(3, 64, 64)
+    fp32 = MODEL.restore(x, dtype="fp32")
+    bf16 = MODEL.restore(x, dtype="bf16")
+    assert (bf16 - fp32).abs().max() < 0.02
+    device, dtype = resolve_device_dtype(MODEL, None, "auto")
+    assert device.type == "cpu" and dtype in (torch.float32, torch.bfloat16)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        MODEL.restore(x, dtype="int8")
+
+
+def test_runner_follows_weight_updates() -> None:
+    m = model(seed=3)
+    x = torch.rand(3, 16, 16)
+    before = m.restore(x, dtype="fp32")
+    with torch.no_grad():
+        m.body[0].weight.mul_(0.5)
+    after = m.restore(x, dtype="fp32")
+    with torch.no_grad():
+        expected = m(x[None])[0]
+    assert not torch.equal(before, after)
+    torch.testing.assert_close(after, expected, atol=1e-5, rtol=0)

@@ -1,0 +1,226 @@
+"""`dcicnn restore`: inputs of every kind, bad files, atomic outputs and --overwrite."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dcicnn import DCICNN
+from dcicnn.imageio import ImageReadError, open_image
+from dcicnn_cli.main import main
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("model")
+    DCICNN(width=8, depth=3).save_pretrained(path)
+    return path
+
+
+def photo(path: Path, size: tuple[int, int] = (40, 30), mode: str = "RGB", **save: object) -> Path:
+    rng = np.random.default_rng(len(str(path)))
+    rgb = Image.fromarray(rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (rgb if mode == "RGB" else rgb.convert(mode)).save(path, **save)
+    return path
+
+
+def huge_png(path: Path, width: int = 100_000, height: int = 100_000) -> Path:
+    """A tiny PNG file whose header claims width x height pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def restore(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str], str]:
+    code = main(["restore", *args])
+    captured = capsys.readouterr()
+    return code, [line for line in captured.err.splitlines() if line.strip()], captured.out
+
+
+def test_files_folders_and_globs(tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo(tmp_path / "in" / "a.jpg")
+    photo(tmp_path / "in" / "sub" / "b.png")
+    photo(tmp_path / "loose" / "c.bmp")
+    photo(tmp_path / "loose" / "d.webp")
+    code, errors, out = restore(
+        capsys,
+        str(tmp_path / "in"),
+        str(tmp_path / "loose" / "c.bmp"),
+        str(tmp_path / "loose" / "*.webp"),
+        "-o",
+        str(tmp_path / "out"),
+        "--model",
+        str(model_dir),
+    )
+    assert code == 0 and errors == [], errors
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*"))
+    assert written == ["a.png", "c.png", "d.png", "sub", "sub/b.png"]
+    assert "restored 4 of 4" in out
+    code, _, _ = restore(
+        capsys,
+        str(tmp_path / "loose" / "c.bmp"),
+        "-o",
+        str(tmp_path / "jpg"),
+        "--format",
+        "jpg",
+        "--model",
+        str(model_dir),
+    )
+    with Image.open(tmp_path / "jpg" / "c.jpg") as image:
+        assert code == 0 and image.format == "JPEG" and image.size == (40, 30)
+
+
+def test_every_bad_input_is_one_line_and_the_rest_is_restored(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "in"
+    photo(folder / "good.png")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "text.jpg").write_text("this is not a JPEG")
+    data = photo(folder / "truncated.jpg", size=(64, 64), quality=90).read_bytes()
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    huge_png(folder / "bomb.png")
+    code, errors, out = restore(
+        capsys,
+        str(folder),
+        str(tmp_path / "missing.png"),
+        str(tmp_path / "none-*.png"),
+        "-o",
+        str(tmp_path / "out"),
+        "--model",
+        str(model_dir),
+    )
+    assert code == 1
+    assert len(errors) == 6, errors
+    text = "\n".join(errors)
+    assert "empty.png: empty file" in text
+    assert "text.jpg: not an image format Pillow can read" in text
+    assert "truncated.jpg: truncated image data" in text
+    assert "bomb.png: the image claims more pixels than the limit" in text and "--max-pixels" in text
+    assert "missing.png: no such file" in text
+    assert "none-*.png: no file matches this pattern" in text
+    assert "Traceback" not in text
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]  # no partial files
+    assert "restored 1 of 6" in out
+
+
+def test_directory_where_a_file_is_expected(tmp_path: Path) -> None:
+    (tmp_path / "photo.jpg").mkdir()
+    with pytest.raises(ImageReadError, match="is a directory"):
+        open_image(tmp_path / "photo.jpg")
+
+
+def test_max_pixels_option(tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo(tmp_path / "a.png", size=(40, 30))
+    code, errors, _ = restore(
+        capsys, str(tmp_path / "a.png"), "-o", str(tmp_path / "o1"), "--model", str(model_dir), "--max-pixels", "1000"
+    )
+    assert code == 1 and "more pixels than the limit of 1,000" in errors[0]
+    code, errors, _ = restore(
+        capsys, str(tmp_path / "a.png"), "-o", str(tmp_path / "o2"), "--model", str(model_dir), "--max-pixels", "1200"
+    )
+    assert code == 0 and errors == []
+    assert Image.MAX_IMAGE_PIXELS == 89_478_485  # the process-wide guard is left as it was
+
+
+def test_overwrite_semantics(tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo(tmp_path / "in" / "a.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"keep me")
+    code, errors, _ = restore(capsys, str(tmp_path / "in"), "-o", str(out), "--model", str(model_dir))
+    assert code == 1 and "exists (pass --overwrite" in errors[0]
+    assert (out / "a.png").read_bytes() == b"keep me"
+    code, errors, _ = restore(capsys, str(tmp_path / "in"), "-o", str(out), "--model", str(model_dir), "--overwrite")
+    assert code == 0 and errors == []
+    with Image.open(out / "a.png") as image:
+        assert image.size == (40, 30)
+    before = (tmp_path / "in" / "a.png").read_bytes()
+    code, errors, _ = restore(
+        capsys, str(tmp_path / "in"), "-o", str(tmp_path / "in"), "--model", str(model_dir), "--overwrite"
+    )
+    assert code == 1 and "would overwrite an input" in errors[0]
+    assert (tmp_path / "in" / "a.png").read_bytes() == before
+
+
+def test_failed_save_leaves_no_partial_file(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo(tmp_path / "rgba.png", mode="RGBA")
+    code, errors, _ = restore(
+        capsys, str(tmp_path / "rgba.png"), "-o", str(tmp_path / "out"), "--format", "jpg", "--model", str(model_dir)
+    )
+    assert code == 1 and "JPEG cannot store a RGBA image" in errors[0]
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_unwritable_output(tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo(tmp_path / "a.png")
+    (tmp_path / "file").write_text("a file, not a folder")
+    for target in (tmp_path / "file" / "out", Path("/proc/dcicnn-test-output")):
+        code, errors, _ = restore(capsys, str(tmp_path / "a.png"), "-o", str(target), "--model", str(model_dir))
+        assert code == 1 and len(errors) == 1 and "Traceback" not in errors[0], errors
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [("L", "L"), ("LA", "LA"), ("P", "RGB"), ("RGBA", "RGBA"), ("CMYK", "RGB"), ("I;16", "I;16")],
+)
+def test_modes_through_files(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str], mode: str, expected: str
+) -> None:
+    source = tmp_path / ("in.tif" if mode == "CMYK" else "in.png")
+    if mode == "I;16":
+        Image.fromarray(np.full((30, 40), 40000, np.uint16)).save(source)
+    else:
+        photo(source, mode=mode)
+    code, errors, _ = restore(capsys, str(source), "-o", str(tmp_path / "out"), "--model", str(model_dir))
+    assert code == 0, errors
+    with Image.open(tmp_path / "out" / "in.png") as image:
+        assert image.mode == expected and image.size == (40, 30)
+
+
+def test_exif_rotated_input(tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image = Image.fromarray(np.zeros((20, 50, 3), np.uint8))
+    exif = image.getexif()
+    exif[0x0112] = 8  # rotate 90 degrees counter-clockwise to display
+    image.save(tmp_path / "rotated.jpg", exif=exif.tobytes())
+    code, _, _ = restore(capsys, str(tmp_path / "rotated.jpg"), "-o", str(tmp_path / "out"), "--model", str(model_dir))
+    with Image.open(tmp_path / "out" / "rotated.png") as out:
+        assert code == 0 and out.size == (20, 50)
+
+
+def test_missing_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo(tmp_path / "a.png")
+    code, errors, _ = restore(
+        capsys, str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "no-model")
+    )
+    assert code == 1 and len(errors) == 1 and "no such directory" in errors[0]
+
+
+@pytest.mark.slow
+def test_console_script(tmp_path: Path, model_dir: Path) -> None:
+    photo(tmp_path / "a.jpg")
+    exe = Path(sys.executable).with_name("dcicnn")
+    result = subprocess.run(
+        [str(exe), "restore", str(tmp_path / "a.jpg"), "-o", str(tmp_path / "out"), "--model", str(model_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "a.png").is_file()
