@@ -50,25 +50,29 @@ class Tile:
 
 
 def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
-    """Windows of size ``min(tile, length)`` and the cores they own along one axis; cores partition ``[0, length)``."""
+    """Windows of one size (at most ``tile``) and the cores they own along one axis.
+
+    The cores partition ``[0, length)`` into as few pieces as windows of ``tile`` allow, of nearly equal size, and
+    the window is shrunk to fit them: a 612-pixel side with tile 512 runs as two 316-pixel windows, not two of 512.
+    """
     if length <= tile:
         return [(0, length, 0, length)]
-    step = tile - 2 * overlap
-    count = math.ceil((length - 2 * overlap) / step) if length > tile else 1
+    inner = length - 2 * overlap
+    count = math.ceil(inner / (tile - 2 * overlap - 1))
+    size = min(length, math.ceil(inner / count) + 2 * overlap + 1)
+    cuts = [0] + [overlap + round(i * inner / count) for i in range(1, count)] + [length]
     spans = []
-    for i in range(count):
-        core0 = 0 if i == 0 else overlap + i * step
-        core1 = length if i == count - 1 else overlap + (i + 1) * step
-        start = min(max(core0 - overlap, 0), length - tile)
-        spans.append((start, start + tile, core0, core1))
+    for core0, core1 in zip(cuts[:-1], cuts[1:], strict=True):
+        start = min(max(core0 - overlap, 0), length - size)
+        spans.append((start, start + size, core0, core1))
     return spans
 
 
 def plan_tiles(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
-    """Tiles of one size (``tile`` x ``tile``, or the image if smaller) covering an image; every output pixel lies
-    in exactly one core, at least ``overlap`` pixels from its window's edges unless that edge is the image's."""
-    if tile <= 2 * overlap:
-        raise ValueError(f"tile ({tile}) must be larger than twice the overlap ({overlap})")
+    """Tiles of one size (at most ``tile`` x ``tile``) covering an image; every output pixel lies in exactly one
+    core, at least ``overlap`` pixels from its window's edges unless that edge is the image's."""
+    if tile <= 2 * overlap + 1:
+        raise ValueError(f"tile ({tile}) must be larger than twice the overlap ({overlap}) plus one")
     return [
         Tile(y0, y1, x0, x1, cy0, cy1, cx0, cx1)
         for y0, y1, cy0, cy1 in _spans(height, tile, overlap)
@@ -173,7 +177,7 @@ def restore_tensor(
     if out is None:
         out = torch.empty(source.shape, dtype=torch.float32)
     integer = not out.dtype.is_floating_point
-    tiles = plan_tiles(height, width, max(tile, 2 * overlap + 1), overlap)
+    tiles = plan_tiles(height, width, max(tile, 2 * overlap + 2), overlap)
     for group in _batches(tiles, batch_size):
         windows = torch.stack([source[:, t.y0 : t.y1, t.x0 : t.x1] for t in group]).float().div_(scale)
         restored = run(windows).mul_(scale)

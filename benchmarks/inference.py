@@ -1,0 +1,132 @@
+"""Inference speed and memory of `DCICNN.restore` against image size, tiled vs whole-image, fp32 vs bf16.
+
+Each case runs in a fresh process, so its peak RSS is its own. Prints a markdown table with megapixels/s, peak RSS,
+peak RSS beyond the input and output buffers (flat if memory does not grow with the image), and the achieved FLOP/s
+as a fraction of a large matmul of the same dtype measured in the same run (comparable across machines).
+
+    python benchmarks/inference.py                        # CPU: 0.25, 1, 4, 12 and 24 MP
+    python benchmarks/inference.py --device cuda --sizes 1 4 12 24
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+from dcicnn import DCICNN
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def matmul_flops(dtype: torch.dtype, device: str, n: int = 4096, reps: int = 5) -> float:
+    """FLOP/s of an n x n x n matmul, best of ``reps``."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    best = math.inf
+    for _ in range(reps + 1):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def run_case(megapixels: float, mode: str, dtype: str, device: str, tile: int, batch: int) -> dict[str, float]:
+    """One measurement (in this process): restore a random uint8 RGB image of ``megapixels``."""
+    model = DCICNN().eval()
+    height = int(round(math.sqrt(megapixels * 1e6 / 1.5)))
+    width = int(round(height * 1.5))
+    image = np.random.default_rng(0).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    tile_size = max(height, width) if mode == "whole" else tile
+    model.restore(image[:256, :256], tile=tile_size, batch_size=batch, device=device, dtype=dtype)  # warm-up
+    reps = 3 if megapixels <= 1 else 1
+    best = math.inf
+    for _ in range(reps):
+        start = time.perf_counter()
+        model.restore(image, tile=tile_size, batch_size=batch, device=device, dtype=dtype)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    pixels = height * width
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    gpu_peak = torch.cuda.max_memory_allocated() if device.startswith("cuda") else 0
+    return {
+        "pixels": pixels,
+        "seconds": best,
+        "peak_rss": peak,
+        "buffers": 2 * image.nbytes,
+        "gpu_peak": gpu_peak,
+        "flops": model.flops_per_pixel * pixels / best,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=float, nargs="+", default=[0.25, 1, 4, 12, 24], help="megapixels")
+    parser.add_argument("--whole-max", type=float, default=4, help="largest size also run as one whole-image pass")
+    parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=list(DTYPES))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case and print JSON
+    args = parser.parse_args()
+    if args.case:
+        size, mode, dtype = args.case.split(",")
+        print(json.dumps(run_case(float(size), mode, dtype, args.device, args.tile, args.batch_size)))
+        return
+
+    reference = {name: matmul_flops(dtype, args.device) for name, dtype in DTYPES.items() if name in args.dtypes}
+    cpu = (
+        next(
+            (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+            "unknown CPU",
+        )
+        if args.device == "cpu"
+        else torch.cuda.get_device_name()
+    )
+    print(
+        f"device: {args.device} ({cpu}); torch {torch.__version__}, {torch.get_num_threads()} threads; tile "
+        f"{args.tile}, batch {args.batch_size}; width-64 depth-8 DCI-CNN, "
+        f"{DCICNN().flops_per_pixel / 1e6:.3f} MFLOP/pixel"
+    )
+    print("matmul 4096^3: " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in reference.items()) + "\n")
+    print("| MP | mode | dtype | MP/s | peak RSS (MB) | RSS beyond buffers (MB) | GFLOP/s | of matmul |")
+    print("|---|---|---|---|---|---|---|---|")
+    for size in args.sizes:
+        for mode in ("tiled", "whole") if size <= args.whole_max else ("tiled",):
+            for dtype in args.dtypes:
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--case",
+                    f"{size},{mode},{dtype}",
+                    "--device",
+                    args.device,
+                    "--tile",
+                    str(args.tile),
+                    "--batch-size",
+                    str(args.batch_size),
+                ]
+                done = subprocess.run(command, capture_output=True, text=True, check=True)
+                r = json.loads(done.stdout.strip().splitlines()[-1])
+                print(
+                    f"| {size:g} | {mode} | {dtype} | {r['pixels'] / r['seconds'] / 1e6:.3f} | "
+                    f"{r['peak_rss'] / 2**20:.0f} | {(r['peak_rss'] - r['buffers']) / 2**20:.0f} | "
+                    f"{r['flops'] / 1e9:.1f} | {r['flops'] / reference[dtype]:.2f} |",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""ONNX and TorchScript export: dynamic sizes, agreement with PyTorch, the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+
+from dcicnn import DCICNN
+from dcicnn.export import export_onnx, export_torchscript
+from dcicnn_cli.main import main
+from tests.test_model import randomise_batchnorm
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::torch.jit.TracerWarning"
+)
+
+
+def trained_like(in_channels: int = 3) -> DCICNN:
+    torch.manual_seed(0)
+    return randomise_batchnorm(DCICNN(in_channels=in_channels, width=8, depth=4))
+
+
+@pytest.mark.parametrize("in_channels", [1, 3])
+def test_onnx_has_dynamic_shapes_and_matches_pytorch(tmp_path: Path, in_channels: int) -> None:
+    model = trained_like(in_channels)
+    path = export_onnx(model, tmp_path / "model.onnx")
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for shape in [(1, in_channels, 31, 17), (3, in_channels, 128, 96)]:
+        x = torch.rand(*shape)
+        (got,) = session.run(None, {"image": x.numpy()})
+        with torch.no_grad():
+            np.testing.assert_allclose(got, model(x).numpy(), atol=1e-4)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]  # no temporary files left
+
+
+def test_torchscript_matches_pytorch(tmp_path: Path) -> None:
+    model = trained_like()
+    loaded = torch.jit.load(str(export_torchscript(model, tmp_path / "model.pt")))
+    x = torch.rand(2, 3, 45, 70)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x), atol=1e-5, rtol=0)
+
+
+def test_export_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trained_like().save_pretrained(tmp_path / "m")
+    assert main(["export", str(tmp_path / "m"), "-o", str(tmp_path / "m.onnx")]) == 0
+    assert "verified" in capsys.readouterr().out and (tmp_path / "m.onnx").stat().st_size > 1000
+    assert main(["export", str(tmp_path / "nope"), "-o", str(tmp_path / "x.onnx")]) == 1
+    assert "no such directory" in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()
