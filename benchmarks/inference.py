@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import platform
 import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -87,14 +89,10 @@ def main() -> None:
         return
 
     reference = {name: matmul_flops(dtype, args.device) for name, dtype in DTYPES.items() if name in args.dtypes}
-    cpu = (
-        next(
-            (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-            "unknown CPU",
-        )
-        if args.device == "cpu"
-        else torch.cuda.get_device_name()
-    )
+    cpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "CPU"
+    if args.device == "cpu" and Path("/proc/cpuinfo").exists():
+        names = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0].split(":", 1)[1].strip() if names else cpu
     print(
         f"device: {args.device} ({cpu}); torch {torch.__version__}, {torch.get_num_threads()} threads; tile "
         f"{args.tile}, batch {args.batch_size}; width-64 depth-8 DCI-CNN, "
