@@ -12,7 +12,7 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 
 from dcicnn import WeightsMismatchError, WeightsNotFoundError, __version__
 from dcicnn.training import TrainingDivergedError
-from dcicnn_cli import demo, export, hub_commands, restore, train
+from dcicnn_cli import demo, evaluate, export, hub_commands, restore, train
 
 #: Errors a user can cause; anything else is a bug and keeps its traceback.
 #: Set DCICNN_TRACEBACK=1 to see the traceback of a user error too.
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in train.COMMANDS:
         sub.add_parser(command, help=f"LightningCLI {command} (see `dcicnn {command} --help`)", add_help=False)
     restore.add_parser(sub)
+    evaluate.add_parser(sub)
     demo.add_parser(sub)
     export.add_parser(sub)
     hub_commands.add_parsers(sub)

@@ -81,12 +81,13 @@ def collect(inputs: list[str], output: Path, extension: str | None) -> tuple[lis
     return jobs, errors
 
 
-def load_model(args: argparse.Namespace) -> DCICNN:
-    if args.model is None and not hub.has_bundled_weights():
+def load_model_source(model: str | None, revision: str | None) -> DCICNN:
+    """The model a command was given with --model, or the bundled default weights."""
+    if model is None and not hub.has_bundled_weights():
         raise hub.WeightsNotFoundError(
             "this version of dcicnn ships no trained default weights yet; pass --model DIR_OR_REPO_ID"
         )
-    return DCICNN.from_pretrained(args.model, revision=args.revision)
+    return DCICNN.from_pretrained(model, revision=revision)
 
 
 def save_options(image: Image.Image, target: Path, quality: int) -> dict[str, Any]:
@@ -123,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     jobs, errors = collect(args.inputs, args.output, extension)
     for line in errors:
         print(f"dcicnn restore: error: {line}", file=sys.stderr)
-    model = load_model(args)
+    model = load_model_source(args.model, args.revision)
     if jobs:
         args.output.mkdir(parents=True, exist_ok=True)
         if not os.access(args.output, os.W_OK):

@@ -1,0 +1,106 @@
+"""Evaluation metrics, baselines, tables and the `dcicnn evaluate` command."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dcicnn import DCICNN
+from dcicnn.degradations import apply_protocol, gaussian_blur
+from dcicnn.evaluation import evaluate, non_local_means, psnr, psnr_y, ssim, to_y, wiener_deconvolution
+from dcicnn_cli.main import main
+
+
+def smooth(size: int = 64, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(30, 225, size=(size // 16, size // 16, 3)).astype(np.float64)
+    up = np.kron(base, np.ones((16, 16, 1)))
+    return np.clip(gaussian_blur(up, 3.0), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "clean"
+    root.mkdir()
+    for i in range(3):
+        Image.fromarray(smooth(seed=i)).save(root / f"im{i}.png")
+    return root
+
+
+def test_metric_definitions() -> None:
+    a = np.full((8, 8, 3), 100.0)
+    assert psnr(a, a) == math.inf and ssim(a, a) == pytest.approx(1.0)
+    assert psnr(a + 5, a) == pytest.approx(20 * math.log10(255 / 5))
+    assert to_y(np.array([[[255, 255, 255]]]))[0, 0] == pytest.approx(235.0, abs=1e-3)  # MATLAB rgb2ycbcr
+    assert to_y(np.array([[[0, 0, 0]]]))[0, 0] == pytest.approx(16.0)
+    assert psnr_y(a + np.array([10.0, 0, 0]), a) > psnr(a + np.array([10.0, 0, 0]), a)  # Y weights red by 0.257
+
+
+def test_wiener_and_nlm_improve_on_their_degradations() -> None:
+    clean = smooth(96).astype(np.float64)
+    blurred = gaussian_blur(clean, 1.5)
+    restored = wiener_deconvolution(blurred / 255.0, 1.5, nsr=1e-3) * 255.0
+    assert psnr(restored, clean) > psnr(blurred, clean) + 3
+    noisy = apply_protocol("noise-s25", clean.astype(np.uint8), key="k")
+    denoised = non_local_means(noisy, 25.0) * 255.0
+    assert psnr(denoised, clean) > psnr(noisy * 255.0, clean) + 5
+
+
+def test_evaluate_writes_tables_plot_and_grids(folder: Path, tmp_path: Path) -> None:
+    identity = {"identity": lambda degraded, protocol: degraded}
+    result = evaluate(
+        folder, ["jpeg-q10", "noise-s25", "blur-s1+jpeg-q30", "paper-32"], identity, grid=tmp_path / "grids"
+    )
+    assert result.methods() == ["input", "identity", "non-local means (true sigma)", "wiener (true kernel)"]
+    # the identity of a JPEG input is the input itself: same score
+    assert result.mean("jpeg-q10", "identity") == pytest.approx(result.mean("jpeg-q10", "input"))
+    # for noise the identity is rounded and clipped to 8 bits, the input is scored as given
+    assert abs(result.mean("noise-s25", "input") - 20.17) < 0.3
+    paths = result.write(tmp_path / "out")
+    markdown = paths["md"].read_text()
+    assert "| protocol (clean) | input | identity |" in markdown and "**average**" in markdown
+    assert "### paper-32" in markdown
+    rows = list(csv.DictReader(paths["csv"].read_text().splitlines()))
+    # per image: input + identity everywhere, NLM where there is noise, Wiener where there is blur (paper-32: both)
+    assert len(rows) == 3 * (2 + 3 + 3 + 4)
+    summary = json.loads(paths["json"].read_text())["summary"]
+    assert set(summary) == {"jpeg-q10", "noise-s25", "blur-s1+jpeg-q30", "paper-32"}
+    with Image.open(paths["png"]) as plot:
+        assert plot.width > 300
+    assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == [
+        "blur-s1+jpeg-q30.png",
+        "jpeg-q10.png",
+        "noise-s25.png",
+        "paper-32.png",
+    ]
+
+
+def test_evaluate_cli(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    DCICNN(width=8, depth=3).save_pretrained(tmp_path / "m")
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(tmp_path / "m"),
+            "--data",
+            str(folder),
+            "--protocol",
+            "jpeg-q20",
+            "noise-s15",
+            "-o",
+            str(tmp_path / "eval"),
+            "--no-classical",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| protocol (clean) | input | DCI-CNN |" in out and "| jpeg-q20 |" in out
+    assert (tmp_path / "eval" / "results.md").is_file() and (tmp_path / "eval" / "grids" / "jpeg-q20.png").is_file()
+    assert main(["evaluate", "--model", str(tmp_path / "m"), "--data", str(folder), "--protocol", "jpeg-q11"]) == 1
+    assert "unknown protocols" in capsys.readouterr().err
