@@ -172,7 +172,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, "RepoNotFound", "Repository not found", head=head)
         return repo
 
-    def _files_at(self, repo: Repo, revision: str, head: bool = False) -> tuple[str, dict[str, bytes]] | None:
+    def _files_at(self, repo_id: str, revision: str, head: bool = False) -> tuple[str, dict[str, bytes]] | None:
+        """(commit sha, files) of a repo at a revision, or None after answering RepoNotFound / RevisionNotFound."""
+        repo = self._repo(repo_id, head=head)
+        if repo is None:
+            return None
         sha = repo.resolve(revision)
         if sha is None:
             self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}", head=head)
@@ -248,10 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, {})
 
     def model_info(self, method: str, repo: str, rev: str = "main") -> None:
-        state = self._repo(repo)
-        if state is None:
-            return
-        found = self._files_at(state, rev)
+        found = self._files_at(repo, rev)
         if found is None:
             return
         sha, files = found
@@ -274,10 +275,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def tree(self, method: str, repo: str, rev: str, path: str | None = None) -> None:
-        state = self._repo(repo)
-        if state is None:
-            return
-        found = self._files_at(state, rev)
+        found = self._files_at(repo, rev)
         if found is None:
             return
         _, files = found
@@ -291,10 +289,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def resolve(self, method: str, repo: str, rev: str, path: str) -> None:
         head = method == "HEAD"
-        state = self._repo(repo, head=head)
-        if state is None:
-            return
-        found = self._files_at(state, rev, head=head)
+        found = self._files_at(repo, rev, head=head)
         if found is None:
             return
         sha, files = found
