@@ -12,7 +12,7 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 
 from dcicnn import WeightsMismatchError, WeightsNotFoundError, __version__
 from dcicnn.training import TrainingDivergedError
-from dcicnn_cli import demo, evaluate, export, hub_commands, restore, train
+from dcicnn_cli import card, demo, evaluate, export, hub_commands, restore, train
 
 #: Errors a user can cause; anything else is a bug and keeps its traceback.
 #: Set DCICNN_TRACEBACK=1 to see the traceback of a user error too.
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(sub)
     export.add_parser(sub)
     hub_commands.add_parsers(sub)
+    card.add_parser(sub)
     return parser
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.resources
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -246,6 +247,37 @@ def render_model_card(
         eval_headers=headers,
         eval_rows=rows,
     )
+
+
+def eval_results_from_evaluation(
+    path: str | Path, dataset_type: str, dataset_name: str | None = None, method: str = "DCI-CNN"
+) -> list[EvalResult]:
+    """``EvalResult`` rows (PSNR, SSIM and the input's PSNR per protocol) from a ``results.json`` of
+    ``dcicnn evaluate``, for a model card."""
+    data = json.loads(Path(path).read_text())
+    name = dataset_name or data["dataset"]
+    results = []
+    for protocol, methods in data["summary"].items():
+        if method not in methods:
+            raise ValueError(f"{path}: no results for method {method!r} (has {sorted(methods)})")
+        rows = [
+            ("psnr", "PSNR RGB (dB)", methods[method]["psnr"]),
+            ("ssim", "SSIM", methods[method]["ssim"]),
+            ("psnr_input", "PSNR of the input (dB)", methods["input"]["psnr"]),
+        ]
+        results += [
+            EvalResult(
+                task_type="image-to-image",
+                dataset_type=dataset_type,
+                dataset_name=name,
+                dataset_config=protocol,
+                metric_type=key,
+                metric_name=label,
+                metric_value=round(value, 4),
+            )
+            for key, label, value in rows
+        ]
+    return results
 
 
 def _eval_table(results: list[EvalResult]) -> tuple[list[str], list[list[str]]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from huggingface_hub import ModelCard
 from PIL import Image
 
 from dcicnn import DCICNN
@@ -104,3 +105,16 @@ def test_evaluate_cli(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert (tmp_path / "eval" / "results.md").is_file() and (tmp_path / "eval" / "grids" / "jpeg-q20.png").is_file()
     assert main(["evaluate", "--model", str(tmp_path / "m"), "--data", str(folder), "--protocol", "jpeg-q11"]) == 1
     assert "unknown protocols" in capsys.readouterr().err
+
+    # the model card, rendered from those results
+    (tmp_path / "training.md").write_text("Trained for a test.")
+    summary = json.loads((tmp_path / "eval" / "results.json").read_text())["summary"]
+    assert main(["card", str(tmp_path / "m"), "--results", f"clean-set={tmp_path / 'eval' / 'results.json'}",
+                 "--name", "dcicnn-test", "--training", str(tmp_path / "training.md")]) == 0
+    card = ModelCard.load(tmp_path / "m" / "README.md")
+    (index,) = card.data.to_dict()["model-index"]
+    values = {(r["dataset"]["config"], m["type"]): m["value"] for r in index["results"] for m in r["metrics"]}
+    assert values[("jpeg-q20", "psnr")] == round(summary["jpeg-q20"]["DCI-CNN"]["psnr"], 4)
+    assert values[("noise-s15", "psnr_input")] == round(summary["noise-s15"]["input"]["psnr"], 4)
+    assert "Trained for a test." in card.text and "| clean | jpeg-q20 |" in card.text
+    assert main(["card", str(tmp_path / "m"), "--results", "no-equals-sign"]) == 1

@@ -1,0 +1,56 @@
+"""``dcicnn card DIR``: (re)write a model directory's README.md model card from evaluation results."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from dcicnn import DCICNN, hub
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "card",
+        help="write the model card (README.md) of a model directory from `dcicnn evaluate` results",
+        description="Render model_cards/dcicnn.md.jinja for the model in DIR, with the evaluation tables and "
+        "model-index metadata taken from results.json files of `dcicnn evaluate`, and training and reproduction "
+        "notes from text files. Replaces DIR/README.md.",
+    )
+    parser.add_argument("directory", type=Path, metavar="DIR")
+    parser.add_argument(
+        "--results",
+        nargs="+",
+        default=[],
+        metavar="DATASET_ID=RESULTS_JSON",
+        help="e.g. kodak24=eval/kodak24/results.json (the id is the model-index dataset type)",
+    )
+    parser.add_argument("--name", help="model name (title and model-index name)")
+    parser.add_argument("--repo-id", help="Hub id shown in the usage snippet")
+    parser.add_argument("--summary", help="one paragraph under the title")
+    parser.add_argument("--training", type=Path, help="a text/markdown file: how the weights were trained")
+    parser.add_argument("--reproduce", type=Path, help="a shell file: the commands that reproduce training and scores")
+    parser.add_argument("--datasets", nargs="*", default=None, help="training dataset names for the metadata")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    model = DCICNN.from_pretrained(args.directory)
+    results = []
+    for item in args.results:
+        dataset_type, sep, path = item.partition("=")
+        if not sep:
+            raise ValueError(f"--results takes DATASET_ID=RESULTS_JSON, got {item!r}")
+        results += hub.eval_results_from_evaluation(path, dataset_type)
+    card = model.generate_model_card(
+        model_name=args.name,
+        repo_id=args.repo_id,
+        summary=args.summary,
+        eval_results=results or None,
+        training=args.training.read_text().strip() if args.training else None,
+        reproduce=args.reproduce.read_text().strip() if args.reproduce else None,
+        datasets=args.datasets,
+    )
+    card.save(args.directory / "README.md")
+    print(f"wrote {args.directory / 'README.md'} ({len(results)} evaluation results)")
+    return 0
