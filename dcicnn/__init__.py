@@ -4,6 +4,7 @@ from dcicnn.data import DegradationDataModule, HFDataset
 from dcicnn.degradations import PROTOCOLS, Degradation, apply_protocol, protocol_target
 from dcicnn.hub import WeightsMismatchError, WeightsNotFoundError
 from dcicnn.model import DCICNN
+from dcicnn.training import RestorationModule
 
 __all__ = [
     "DCICNN",
@@ -11,6 +12,7 @@ __all__ = [
     "Degradation",
     "DegradationDataModule",
     "HFDataset",
+    "RestorationModule",
     "WeightsMismatchError",
     "WeightsNotFoundError",
     "__version__",

@@ -19,8 +19,8 @@ import yaml
 from PIL import Image
 from safetensors.torch import load_file
 
-from dcicnn import DCICNN, DegradationDataModule
-from dcicnn.training import RestorationModule, TrainingDivergedError, _triplet, charbonnier, quantise
+from dcicnn import DCICNN, DegradationDataModule, RestorationModule
+from dcicnn.training import TrainingDivergedError, _triplet, charbonnier, quantise
 from tests.conftest import REPO_ROOT
 from tests.helpers import RecordBatches, optimizer_digest
 
