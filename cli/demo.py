@@ -12,7 +12,7 @@ import torch
 from PIL import Image, ImageDraw
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
-from dcicnn import DCICNN, hub
+from dcicnn import DCICNN
 from dcicnn.degradations import jpeg
 from dcicnn.imageio import image_to_uint8, save_image_atomic
 
@@ -68,20 +68,7 @@ def run(args: argparse.Namespace) -> int:
 def _load_model(source: str | None) -> tuple[DCICNN, str]:
     if source is not None:
         return DCICNN.from_pretrained(source), source
-    if hub.has_bundled_weights():
-        return DCICNN.from_pretrained(), "bundled default weights"
-    print(
-        "NOTE: this version of dcicnn ships no trained default weights yet. The demo runs an UNTRAINED network "
-        "initialised to the identity (residual mode, last layer zero), so 'restored' equals the JPEG input. "
-        "Pass --model DIR_OR_REPO to try trained weights."
-    )
-    model = DCICNN()
-    with torch.no_grad():
-        last = model.body[-1]
-        assert isinstance(last, torch.nn.Conv2d) and last.bias is not None
-        last.weight.zero_()
-        last.bias.zero_()
-    return model.eval(), "untrained identity network (no trained weights bundled yet)"
+    return DCICNN.from_pretrained(), "bundled default weights (dcicnn/pretrained/default)"
 
 
 def _psnr(image: Image.Image, reference: Image.Image) -> float:

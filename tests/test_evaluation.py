@@ -109,8 +109,21 @@ def test_evaluate_cli(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     # the model card, rendered from those results
     (tmp_path / "training.md").write_text("Trained for a test.")
     summary = json.loads((tmp_path / "eval" / "results.json").read_text())["summary"]
-    assert main(["card", str(tmp_path / "m"), "--results", f"clean-set={tmp_path / 'eval' / 'results.json'}",
-                 "--name", "dcicnn-test", "--training", str(tmp_path / "training.md")]) == 0
+    assert (
+        main(
+            [
+                "card",
+                str(tmp_path / "m"),
+                "--results",
+                f"clean-set={tmp_path / 'eval' / 'results.json'}",
+                "--name",
+                "dcicnn-test",
+                "--training",
+                str(tmp_path / "training.md"),
+            ]
+        )
+        == 0
+    )
     card = ModelCard.load(tmp_path / "m" / "README.md")
     (index,) = card.data.to_dict()["model-index"]
     values = {(r["dataset"]["config"], m["type"]): m["value"] for r in index["results"] for m in r["metrics"]}

@@ -123,13 +123,15 @@ def test_missing_things_are_clear_errors(tmp_path: Path, case: str) -> None:
         DCICNN.from_pretrained(source)
 
 
-def test_bundled_default() -> None:
-    if hub.has_bundled_weights():
-        model = DCICNN.from_pretrained()
-        assert model.in_channels == 3 and not model.training
-    else:
-        with pytest.raises(WeightsNotFoundError, match="ships no trained 'default' weights"):
-            DCICNN.from_pretrained()
+def test_bundled_default_loads_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub.has_bundled_weights()
+    model = DCICNN.from_pretrained()
+    assert model.in_channels == 3 and model.residual and not model.training
+    card = ModelCard.load(hub.bundled_model_dir() / "README.md")
+    assert card.data.to_dict()["model-index"][0]["results"], "the bundled card carries its evaluation"
+    with pytest.raises(WeightsNotFoundError, match="ships no trained 'nonexistent' weights"):
+        hub.bundled_model_dir("nonexistent")
 
 
 def test_model_card_metadata_and_sections(tmp_path: Path) -> None:
