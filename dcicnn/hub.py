@@ -249,6 +249,23 @@ def render_model_card(
     )
 
 
+#: Model card columns of the metrics a DCI-CNN card reports, by ``EvalResult.metric_type``.
+METRIC_LABELS = {"psnr": "PSNR RGB (dB)", "ssim": "SSIM", "psnr_input": "PSNR of the input (dB)"}
+
+
+def protocol_result(dataset_type: str, dataset_name: str, protocol: str, metric: str, value: float) -> EvalResult:
+    """One ``EvalResult`` of a metric in ``METRIC_LABELS`` on a dataset under a protocol."""
+    return EvalResult(
+        task_type="image-to-image",
+        dataset_type=dataset_type,
+        dataset_name=dataset_name,
+        dataset_config=protocol,
+        metric_type=metric,
+        metric_name=METRIC_LABELS[metric],
+        metric_value=round(float(value), 4),
+    )
+
+
 def eval_results_from_evaluation(
     path: str | Path, dataset_type: str, dataset_name: str | None = None, method: str = "DCI-CNN"
 ) -> list[EvalResult]:
@@ -260,23 +277,12 @@ def eval_results_from_evaluation(
     for protocol, methods in data["summary"].items():
         if method not in methods:
             raise ValueError(f"{path}: no results for method {method!r} (has {sorted(methods)})")
-        rows = [
-            ("psnr", "PSNR RGB (dB)", methods[method]["psnr"]),
-            ("ssim", "SSIM", methods[method]["ssim"]),
-            ("psnr_input", "PSNR of the input (dB)", methods["input"]["psnr"]),
-        ]
-        results += [
-            EvalResult(
-                task_type="image-to-image",
-                dataset_type=dataset_type,
-                dataset_name=name,
-                dataset_config=protocol,
-                metric_type=key,
-                metric_name=label,
-                metric_value=round(value, 4),
-            )
-            for key, label, value in rows
-        ]
+        values = {
+            "psnr": methods[method]["psnr"],
+            "ssim": methods[method]["ssim"],
+            "psnr_input": methods["input"]["psnr"],
+        }
+        results += [protocol_result(dataset_type, name, protocol, k, v) for k, v in values.items()]
     return results
 
 

@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from torchmetrics import MeanSquaredError, MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
+from dcicnn import hub
 from dcicnn.data import DEFAULT_VAL_PROTOCOLS, ValidationBatch
 from dcicnn.degradations import PROTOCOLS
 from dcicnn.imageio import save_image_atomic, to_image
@@ -261,24 +262,12 @@ class RestorationModule(L.LightningModule):
     def validation_results(self, dataset_name: str, dataset_type: str) -> list[EvalResult]:
         """The last validation metrics as ``EvalResult`` rows for a model card."""
         metrics = self.trainer.callback_metrics
-        names = {"psnr": "PSNR RGB (dB)", "ssim": "SSIM", "psnr_input": "PSNR of the input (dB)"}
-        results = []
-        for protocol in self.val_protocols:
-            for key, label in names.items():
-                value = metrics.get(f"val/{protocol}/{key}")
-                if value is not None:
-                    results.append(
-                        EvalResult(
-                            task_type="image-to-image",
-                            dataset_type=dataset_type,
-                            dataset_name=dataset_name,
-                            dataset_config=protocol,
-                            metric_type=key,
-                            metric_name=label,
-                            metric_value=round(float(value), 4),
-                        )
-                    )
-        return results
+        return [
+            hub.protocol_result(dataset_type, dataset_name, protocol, key, float(metrics[f"val/{protocol}/{key}"]))
+            for protocol in self.val_protocols
+            for key in hub.METRIC_LABELS
+            if f"val/{protocol}/{key}" in metrics
+        ]
 
 
 def _triplet(degraded: torch.Tensor, restored: torch.Tensor, clean: torch.Tensor) -> np.ndarray:
