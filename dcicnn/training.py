@@ -71,6 +71,8 @@ class RestorationModule(L.LightningModule):
             (the CLI links this to ``data.val_protocols``).
         channels_last: run the network in channels-last memory format (faster on CPUs with oneDNN and on GPUs).
         log_images: number of degraded | restored | clean triplets sent to the logger at each validation.
+        init_from: warm-start the network from a saved model (a ``save_pretrained`` directory such as
+            ``dcicnn/pretrained/default``, or a Hub id); its config must match ``network``.
         export_dir: where the best weights are exported in Hub layout (``None``: ``<log dir>/hub``).
     """
 
@@ -87,11 +89,15 @@ class RestorationModule(L.LightningModule):
         val_protocols: list[str] | None = None,
         channels_last: bool = True,
         log_images: int = 4,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         if isinstance(network, dict):
             network = DCICNN(**network)
         self.network = network if network is not None else DCICNN()
+        if init_from is not None:  # warm start: weights of a saved model (directory or Hub id), strictly matched
+            source = DCICNN.from_pretrained(init_from)
+            hub.load_state_dict(self.network, source.state_dict(), strict=True, source=str(init_from))
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
         if lr <= 0 or not math.isfinite(lr):

@@ -52,6 +52,20 @@ def test_module_wraps_a_network_and_checks_arguments() -> None:
         RestorationModule(val_protocols=["jpeg-q11"])
 
 
+def test_warm_start_from_a_saved_model(tmp_path: Path) -> None:
+    source = DCICNN(width=8, depth=3, batch_norm=False)
+    source.save_pretrained(tmp_path / "m")
+    module = RestorationModule(DCICNN(width=8, depth=3, batch_norm=False), init_from=str(tmp_path / "m"))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(module.network.state_dict().values(), source.state_dict().values(), strict=True)
+    )
+    from dcicnn import WeightsMismatchError
+
+    with pytest.raises(WeightsMismatchError, match="does not match"):
+        RestorationModule(DCICNN(width=16, depth=3, batch_norm=False), init_from=str(tmp_path / "m"))
+
+
 def test_losses_and_quantisation() -> None:
     a, b = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.5)
     assert math.isclose(float(charbonnier(a, b)), math.sqrt(0.25 + 1e-6), rel_tol=1e-6)
