@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
-from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from dcicnn import DCICNN
 from dcicnn.degradations import jpeg
+from dcicnn.evaluation import psnr
 from dcicnn.imageio import image_to_uint8, save_image_atomic
 
 SAMPLE = "sample.png"
@@ -45,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     for name, image in (("clean", clean), ("degraded", degraded), ("restored", restored)):
         save_image_atomic(image, args.output / f"{name}.png")
-    psnr_in, psnr_out = _psnr(degraded, clean), _psnr(restored, clean)
+    psnr_in, psnr_out = (psnr(np.asarray(image), np.asarray(clean)) for image in (degraded, restored))
     save_image_atomic(
         _side_by_side(
             [
@@ -69,12 +68,6 @@ def _load_model(source: str | None) -> tuple[DCICNN, str]:
     if source is not None:
         return DCICNN.from_pretrained(source), source
     return DCICNN.from_pretrained(), "bundled default weights (dcicnn/pretrained/default)"
-
-
-def _psnr(image: Image.Image, reference: Image.Image) -> float:
-    a = torch.from_numpy(np.asarray(image, dtype=np.float64))
-    b = torch.from_numpy(np.asarray(reference, dtype=np.float64))
-    return float(peak_signal_noise_ratio(a, b, data_range=255.0))
 
 
 def _side_by_side(panels: list[tuple[Image.Image, str]], gap: int = 8, caption: int = 22) -> Image.Image:

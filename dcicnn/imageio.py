@@ -43,14 +43,15 @@ def image_to_uint8(image: Image.Image, channels: int = 3) -> np.ndarray:
 
 
 def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
-    """Decode an image file to a uint8 ``(H, W, channels)`` array (see ``image_to_uint8``). Raises ``OSError``
-    (or ``ValueError``) with the path in the message for an unreadable file."""
+    """Decode an image file to a uint8 ``(H, W, channels)`` array (see ``image_to_uint8``); an unreadable file
+    raises ``ImageReadError`` (an ``OSError``) naming the path, as ``open_image`` does."""
+    image = open_image(path)
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image_to_uint8(image, channels)
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
-        raise OSError(f"{path}: cannot read image ({err})") from None
+        return image_to_uint8(image, channels)
+    except ValueError as err:
+        raise ImageReadError(f"{path}: {err}") from None
+    finally:
+        image.close()
 
 
 def to_image(array: np.ndarray) -> Image.Image:
