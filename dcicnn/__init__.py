@@ -1,7 +1,7 @@
 """dcicnn: restore photos damaged by JPEG compression, blur and noise with DCI-CNN."""
 
 from dcicnn.data import DegradationDataModule, HFDataset
-from dcicnn.degradations import PROTOCOLS, Degradation, apply_protocol, protocol_target
+from dcicnn.degradations import PROTOCOLS, Degradation, DegradationMix, apply_protocol, protocol_target
 from dcicnn.hub import WeightsMismatchError, WeightsNotFoundError
 from dcicnn.model import DCICNN
 from dcicnn.training import RestorationModule
@@ -10,6 +10,7 @@ __all__ = [
     "DCICNN",
     "PROTOCOLS",
     "Degradation",
+    "DegradationMix",
     "DegradationDataModule",
     "HFDataset",
     "RestorationModule",

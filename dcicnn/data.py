@@ -22,7 +22,14 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from dcicnn.degradations import PROTOCOLS, Degradation, apply_protocol, protocol_target, seed_pipeline
+from dcicnn.degradations import (
+    PROTOCOLS,
+    Degradation,
+    DegradationMix,
+    apply_protocol,
+    protocol_target,
+    seed_pipeline,
+)
 from dcicnn.imageio import IMAGE_EXTENSIONS, image_to_uint8, read_image
 
 __all__ = [
@@ -198,7 +205,7 @@ def _ensure_hwc(image: np.ndarray) -> np.ndarray:
 class PatchMaker:
     """Turns a clean image into one training pair: crop, flip/rotate, optional resize, degrade the input."""
 
-    def __init__(self, patch_size: int, degradation: Degradation, augment: bool = True) -> None:
+    def __init__(self, patch_size: int, degradation: Degradation | DegradationMix, augment: bool = True) -> None:
         if patch_size < 1:
             raise ValueError(f"patch_size must be >= 1, got {patch_size}")
         self.patch_size = patch_size
@@ -252,7 +259,7 @@ class TrainPatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self,
         source: ImageSource,
         patch_size: int,
-        degradation: Degradation,
+        degradation: Degradation | DegradationMix,
         patches_per_image: int = 1,
         augment: bool = True,
     ) -> None:
@@ -281,7 +288,7 @@ class StreamingTrainPatches(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
         self,
         spec: HFDataset,
         patch_size: int,
-        degradation: Degradation,
+        degradation: Degradation | DegradationMix,
         patches_per_image: int = 1,
         channels: int = 3,
         rank: int = 0,
@@ -418,7 +425,8 @@ class DegradationDataModule(L.LightningDataModule):
         num_workers: loader worker processes per training process.
         patches_per_image: training crops drawn from each image per epoch (an epoch of a 400-image set at 1 crop
             per image is too short to be a useful unit).
-        degradation: the random training degradation distribution (default: the paper's, see ``Degradation``).
+        degradation: the random training degradation distribution (default: the paper's, see ``Degradation``), or
+            a weighted mixture of several (``DegradationMix``).
         val_protocols: named evaluation protocols applied to every validation image.
         channels: 3 for RGB models, 1 for gray.
 
@@ -438,7 +446,7 @@ class DegradationDataModule(L.LightningDataModule):
         val_batch_size: int = 8,
         num_workers: int = 2,
         patches_per_image: int = 8,
-        degradation: Degradation | None = None,
+        degradation: Degradation | DegradationMix | None = None,
         val_protocols: list[str] | None = None,
         channels: int = 3,
     ) -> None:

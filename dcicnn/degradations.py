@@ -25,6 +25,7 @@ from scipy.ndimage import correlate1d
 __all__ = [
     "PROTOCOLS",
     "Degradation",
+    "DegradationMix",
     "apply_protocol",
     "protocol_target",
     "protocol_rng",
@@ -127,8 +128,52 @@ class Degradation:
         return A.Compose([stages[name] for name in self.order], strict=True)
 
 
-def seed_pipeline(pipeline: A.Compose, seed: int) -> None:
-    """Give every transform of ``pipeline`` its own stream derived from ``seed``.
+@dataclass
+class DegradationMix:
+    """A weighted mixture of degradation distributions: each sample draws one component, then degrades with it.
+
+    Independent per-stage probabilities (one ``Degradation``) cannot say "pure noise a quarter of the time, blur only
+    together with JPEG": a mixture can, so a blind model sees each damage it must undo often enough.
+
+    Attributes:
+        components: the distributions; all must share ``resize``.
+        weights: relative frequency of each component (default: equal).
+    """
+
+    components: list[Degradation]
+    weights: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        self.components = list(self.components)
+        if not self.components:
+            raise ValueError("a DegradationMix needs at least one component")
+        weights = [1.0] * len(self.components) if self.weights is None else [float(w) for w in self.weights]
+        if len(weights) != len(self.components) or any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise ValueError(
+                f"weights must be {len(self.components)} non-negative numbers with a positive sum, got {self.weights}"
+            )
+        self.weights = weights
+        if len({c.resize for c in self.components}) > 1:
+            raise ValueError("all components of a DegradationMix must share the same resize")
+
+    @property
+    def resize(self) -> int | None:
+        """The components' common ``resize``."""
+        return self.components[0].resize
+
+    def build(self) -> A.Compose:
+        """An albumentations pipeline choosing one component per sample (``OneOf``, weighted) and applying it."""
+        assert self.weights is not None
+        choices = []
+        for component, weight in zip(self.components, self.weights, strict=True):
+            pipeline = component.build()
+            pipeline.p = weight  # OneOf picks its children in proportion to their p
+            choices.append(pipeline)
+        return A.Compose([A.OneOf(choices, p=1.0)], strict=True)
+
+
+def seed_pipeline(pipeline: A.BaseCompose, seed: int) -> None:
+    """Give every transform of ``pipeline`` (nested pipelines included) its own stream derived from ``seed``.
 
     ``Compose.set_random_seed`` hands the same seed to every transform, which makes their draws (whether each one
     applies, and how strongly) identical rather than independent.
@@ -136,7 +181,10 @@ def seed_pipeline(pipeline: A.Compose, seed: int) -> None:
     seeds = np.random.SeedSequence(seed).generate_state(len(pipeline.transforms) + 1)
     pipeline.set_random_seed(int(seeds[0]))
     for transform, child in zip(pipeline.transforms, seeds[1:], strict=True):
-        transform.set_random_seed(int(child))
+        if isinstance(transform, A.BaseCompose) and len(transform.transforms) > 1:
+            seed_pipeline(transform, int(child))
+        else:
+            transform.set_random_seed(int(child))
 
 
 def _range(name: str, value: tuple[float, float], low: float, high: float) -> tuple[float, float]:

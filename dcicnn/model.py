@@ -9,6 +9,9 @@ produces the image: 8 convolutions, 7 BatchNorm layers, 7 ReLUs. Where the paper
   trains faster and better. ``residual=False`` is the paper-faithful direct mapping.
 * Convolutions that feed a BatchNorm carry no bias (BatchNorm's shift makes it redundant); without BatchNorm
   every convolution has a bias.
+* ``dilation`` (off by default, i.e. the paper's stride-1 padding-1 convolutions) optionally spaces the 3x3 taps of
+  each convolution apart, as IRCNN (Zhang et al., 2017) does: same parameters and FLOPs, a wider receptive field
+  (for example 1-2-3-4-4-3-2-1 over 8 layers sees 41x41 pixels instead of 17x17).
 """
 
 from __future__ import annotations
@@ -41,9 +44,11 @@ class DCICNN(
     Args:
         in_channels: 3 for RGB, 1 for grayscale. The output has the same number of channels.
         width: number of feature channels of the hidden layers.
-        depth: number of convolution layers (the paper: 8). The receptive field is ``2 * depth + 1`` pixels.
+        depth: number of convolution layers (the paper: 8). The receptive field is ``2 * depth + 1`` pixels undilated.
         residual: predict the correction and subtract it from the input (DnCNN style) instead of the image.
         batch_norm: BatchNorm after each hidden convolution, as in the paper.
+        dilation: one dilation per convolution (``depth`` values, padding equal to the dilation so the size is kept);
+            ``None`` means 1 everywhere, the paper's network. The receptive field is ``1 + 2 * sum(dilation)``.
     """
 
     def __init__(
@@ -53,6 +58,7 @@ class DCICNN(
         depth: int = 8,
         residual: bool = True,
         batch_norm: bool = True,
+        dilation: list[int] | None = None,
     ) -> None:
         super().__init__()
         _check_int("in_channels", in_channels, allowed=(1, 3))
@@ -60,21 +66,30 @@ class DCICNN(
         _check_int("depth", depth, minimum=2)
         _check_bool("residual", residual)
         _check_bool("batch_norm", batch_norm)
+        if dilation is not None:
+            dilation = list(dilation)
+            if len(dilation) != depth:
+                raise ValueError(f"dilation must give one value per convolution ({depth}), got {dilation}")
+            for value in dilation:
+                _check_int("dilation", value, minimum=1)
         self.in_channels = in_channels
         self.width = width
         self.depth = depth
         self.residual = residual
         self.batch_norm = batch_norm
+        self.dilation = dilation
+        dilations = dilation or [1] * depth
 
         layers: list[nn.Module] = []
         channels = in_channels
-        for _ in range(depth - 1):
-            layers.append(nn.Conv2d(channels, width, 3, stride=1, padding=1, bias=not batch_norm))
+        for d in dilations[:-1]:
+            layers.append(nn.Conv2d(channels, width, 3, stride=1, padding=d, dilation=d, bias=not batch_norm))
             if batch_norm:
                 layers.append(nn.BatchNorm2d(width))
             layers.append(nn.ReLU(inplace=True))
             channels = width
-        layers.append(nn.Conv2d(width, in_channels, 3, stride=1, padding=1, bias=True))
+        d = dilations[-1]
+        layers.append(nn.Conv2d(width, in_channels, 3, stride=1, padding=d, dilation=d, bias=True))
         self.body = nn.Sequential(*layers)
 
     # ----------------------------------------------------------------------------------------------------------------
@@ -91,13 +106,13 @@ class DCICNN(
 
     @property
     def receptive_field(self) -> int:
-        """Side in pixels of the input window that one output pixel depends on (``2 * depth + 1``)."""
-        return 2 * self.depth + 1
+        """Side in pixels of the input window that one output pixel depends on (``2 * depth + 1`` undilated)."""
+        return 2 * self.receptive_radius + 1
 
     @property
     def receptive_radius(self) -> int:
         """Pixels of context needed on each side; a tile overlap of at least this gives seamless tiling."""
-        return self.depth
+        return sum(self.dilation) if self.dilation else self.depth
 
     @property
     def flops_per_pixel(self) -> int:
@@ -165,7 +180,9 @@ class DCICNN(
         this model's eval-mode output up to float rounding. Its config describes it exactly, so it can be saved
         and loaded like any other model.
         """
-        fused = DCICNN(self.in_channels, self.width, self.depth, residual=self.residual, batch_norm=False)
+        fused = DCICNN(
+            self.in_channels, self.width, self.depth, residual=self.residual, batch_norm=False, dilation=self.dilation
+        )
         if not self.batch_norm:
             fused.load_state_dict(self.state_dict())
             return fused.eval()

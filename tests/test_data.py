@@ -21,7 +21,7 @@ from dcicnn.data import (
     ValidationPairs,
     collate_validation,
 )
-from dcicnn.degradations import Degradation
+from dcicnn.degradations import Degradation, DegradationMix
 
 RNG = np.random.default_rng(0)
 
@@ -208,6 +208,20 @@ def test_training_pairs_differ_between_epochs_and_repeat_with_the_seed(folder: P
         assert not any(torch.equal(a, b) for a, b in zip(first, second, strict=True))
         again, _ = epochs(0, workers)
         assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+def test_a_degradation_mixture_trains_like_a_single_distribution(folder: Path) -> None:
+    noise = Degradation(blur_prob=0, noise_prob=1, noise_sigma=(30, 30), jpeg_prob=0)
+    untouched = Degradation(blur_prob=0, noise_prob=0, jpeg_prob=0)
+    L.seed_everything(0, verbose=False)
+    dm = module(folder, degradation=DegradationMix([noise, untouched], weights=[1, 1]), patches_per_image=8)
+    dm.setup("fit")
+    pairs = [(d, c) for degraded, clean in dm.train_dataloader() for d, c in zip(degraded, clean, strict=True)]
+    changed = [not torch.equal(d, c) for d, c in pairs]
+    assert len(pairs) == 48 and 0 < sum(changed) < len(pairs)  # both components drawn
+    for (degraded, clean), noisy in zip(pairs, changed, strict=True):
+        if noisy:
+            assert 20 < float((degraded - clean).std()) * 255 < 35
 
 
 def flatten_train(loader: torch.utils.data.DataLoader) -> list[torch.Tensor]:

@@ -15,7 +15,15 @@ import pytest
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from dcicnn.degradations import PROTOCOLS, Degradation, apply_protocol, gaussian_blur, protocol_target, seed_pipeline
+from dcicnn.degradations import (
+    PROTOCOLS,
+    Degradation,
+    DegradationMix,
+    apply_protocol,
+    gaussian_blur,
+    protocol_target,
+    seed_pipeline,
+)
 
 
 def sample() -> np.ndarray:
@@ -209,6 +217,40 @@ def test_noise_levels_are_drawn_from_the_list() -> None:
 def test_degradation_validation(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Degradation(**kwargs)
+
+
+def test_mixture_draws_components_by_weight_and_stages_independently() -> None:
+    noise = Degradation(blur_prob=0, noise_prob=1, noise_sigma=(20, 20), jpeg_prob=0)
+    blur_or_jpeg = Degradation(blur_prob=0.5, blur_sigma=(2, 2), noise_prob=0, jpeg_prob=0.5, jpeg_quality=(10, 10))
+    pipeline = DegradationMix([noise, blur_or_jpeg], weights=[1, 3]).build()
+    image = (sample()[:48, :48] / 255.0).astype(np.float32)
+    noisy, blurred, coded = [], [], []
+    for seed in range(400):
+        seed_pipeline(pipeline, seed)
+        out = pipeline(image=image)["image"]
+        residual = (out - image) * 255
+        noisy.append(abs(residual.std() - 20) < 2 and abs(gaussian_blur(residual, 2.0)).mean() < 4)
+        coded.append(bool(np.allclose(out * 255, np.rint(out * 255), atol=1e-3)) and residual.std() > 0.5)
+        blurred.append(not noisy[-1] and residual.std() > 0.5 and not coded[-1])
+    assert 0.19 < np.mean(noisy) < 0.31  # weight 1 of 4
+    # the second component applies blur and JPEG independently, with probability 0.5 each
+    assert 0.3 < np.mean(coded) < 0.45 and 0.14 < np.mean(blurred) < 0.24
+    first = [pipeline(image=image)["image"] for _ in range(2) if seed_pipeline(pipeline, 7) is None]
+    np.testing.assert_array_equal(first[0], first[1])  # one seed, one draw
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"components": []}, "at least one component"),
+        ({"components": [Degradation()], "weights": [1, 2]}, "weights must be 1 non-negative"),
+        ({"components": [Degradation(), Degradation()], "weights": [0, 0]}, "positive sum"),
+        ({"components": [Degradation(), Degradation(resize=64)]}, "share the same resize"),
+    ],
+)
+def test_mixture_validation(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        DegradationMix(**kwargs)
 
 
 def test_misspelled_albumentations_arguments_cannot_slip_through() -> None:

@@ -16,12 +16,13 @@ from dcicnn.inference import plan_tiles, resolve_device_dtype
 from tests.test_model import randomise_batchnorm
 
 
-def model(in_channels: int = 3, depth: int = 4, seed: int = 0) -> DCICNN:
+def model(in_channels: int = 3, depth: int = 4, seed: int = 0, dilation: list[int] | None = None) -> DCICNN:
     torch.manual_seed(seed)
-    return randomise_batchnorm(DCICNN(in_channels=in_channels, width=8, depth=depth), seed)
+    return randomise_batchnorm(DCICNN(in_channels=in_channels, width=8, depth=depth, dilation=dilation), seed)
 
 
 MODEL = model()
+DILATED = model(dilation=[1, 3, 2, 1])
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -32,15 +33,17 @@ MODEL = model()
     extra_overlap=st.integers(0, 6),
     batch_size=st.integers(1, 3),
     seed=st.integers(0, 2**16),
+    dilated=st.booleans(),
 )
 def test_tiled_equals_whole_image(
-    height: int, width: int, tile: int, extra_overlap: int, batch_size: int, seed: int
+    height: int, width: int, tile: int, extra_overlap: int, batch_size: int, seed: int, dilated: bool
 ) -> None:
-    overlap = MODEL.receptive_radius + extra_overlap
+    net = DILATED if dilated else MODEL
+    overlap = net.receptive_radius + extra_overlap
     x = torch.rand(3, height, width, generator=torch.Generator().manual_seed(seed))
-    tiled = MODEL.restore(x, tile=max(tile, 2 * overlap + 2), overlap=overlap, batch_size=batch_size, dtype="fp32")
+    tiled = net.restore(x, tile=max(tile, 2 * overlap + 2), overlap=overlap, batch_size=batch_size, dtype="fp32")
     with torch.no_grad():
-        whole = MODEL(x[None])[0]
+        whole = net(x[None])[0]
     torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=0)
 
 

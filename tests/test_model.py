@@ -83,6 +83,9 @@ def test_wrong_input_channels_is_a_clear_error() -> None:
         ({"depth": True}, "depth must be an int"),
         ({"residual": "yes"}, "residual must be a bool"),
         ({"batch_norm": 1}, "batch_norm must be a bool"),
+        ({"depth": 3, "dilation": [1, 2]}, "one value per convolution"),
+        ({"depth": 2, "dilation": [1, 0]}, "dilation must be >= 1"),
+        ({"depth": 2, "dilation": [1, 1.5]}, "dilation must be an int"),
     ],
 )
 def test_invalid_arguments(kwargs: dict[str, object], message: str) -> None:
@@ -90,32 +93,39 @@ def test_invalid_arguments(kwargs: dict[str, object], message: str) -> None:
         DCICNN(**kwargs)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("depth", [2, 5, 8])
-def test_receptive_field_is_what_the_model_reports(depth: int) -> None:
-    model = DCICNN(width=4, depth=depth, residual=False, batch_norm=False).double().eval()
+@pytest.mark.parametrize(
+    ("depth", "dilation", "expected"),
+    [(2, None, 5), (5, None, 11), (8, None, 17), (8, [1, 2, 3, 4, 4, 3, 2, 1], 41), (3, [2, 1, 3], 13)],
+)
+def test_receptive_field_is_what_the_model_reports(depth: int, dilation: list[int] | None, expected: int) -> None:
+    model = DCICNN(width=4, depth=depth, residual=False, batch_norm=False, dilation=dilation).double().eval()
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(torch.rand_like(p) + 0.1)  # positive weights: every path carries the perturbation
-    size, centre = 41, 20
+    size, centre = 61, 30
     x = torch.rand(1, 3, size, size, dtype=torch.float64)
     y = model(x)
     bumped = x.clone()
     bumped[0, :, centre, centre] += 1.0
     changed = (model(bumped) - y).abs().amax(dim=1)[0] > 0
     rows, cols = torch.nonzero(changed, as_tuple=True)
-    assert int(rows.max() - rows.min() + 1) == model.receptive_field == 2 * depth + 1
+    assert int(rows.max() - rows.min() + 1) == model.receptive_field == expected
     assert int(cols.max() - cols.min() + 1) == model.receptive_field
-    assert model.receptive_radius == depth
+    assert model.receptive_radius == (expected - 1) // 2
 
 
 @pytest.mark.parametrize("residual", [True, False])
 @pytest.mark.parametrize("in_channels", [1, 3])
-def test_fused_equals_unfused(residual: bool, in_channels: int) -> None:
+@pytest.mark.parametrize("dilation", [None, [1, 2, 3, 4, 4, 3, 2, 1]])
+def test_fused_equals_unfused(residual: bool, in_channels: int, dilation: list[int] | None) -> None:
     torch.manual_seed(0)
-    model = randomise_batchnorm(DCICNN(in_channels=in_channels, width=16, depth=8, residual=residual))
+    model = randomise_batchnorm(
+        DCICNN(in_channels=in_channels, width=16, depth=8, residual=residual, dilation=dilation)
+    )
     fused = model.fuse_batchnorm()
     assert count(fused, nn.BatchNorm2d) == 0 and count(fused, nn.Conv2d) == 8
     assert not fused.training and fused.batch_norm is False and fused.residual is residual
+    assert fused.dilation == dilation
     x = torch.rand(2, in_channels, 31, 45)
     with torch.no_grad():
         torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=0)

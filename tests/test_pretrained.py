@@ -26,20 +26,35 @@ def test_save_writes_hub_layout(tmp_path: Path) -> None:
     _, directory = saved(tmp_path, width=16, depth=5, residual=False)
     assert sorted(p.name for p in directory.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     config = json.loads((directory / "config.json").read_text())
-    assert config == {"in_channels": 3, "width": 16, "depth": 5, "residual": False, "batch_norm": True}
+    assert config == {
+        "in_channels": 3,
+        "width": 16,
+        "depth": 5,
+        "residual": False,
+        "batch_norm": True,
+        "dilation": None,
+    }
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"in_channels": 1, "width": 8, "depth": 3, "batch_norm": False}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"in_channels": 1, "width": 8, "depth": 3, "batch_norm": False},
+        {"width": 8, "depth": 3, "dilation": [1, 3, 2]},
+    ],
+)
 def test_save_then_load_gives_identical_outputs(tmp_path: Path, images: torch.Tensor, kwargs: dict) -> None:
     model, directory = saved(tmp_path, **kwargs)
     loaded = DCICNN.from_pretrained(directory)
     assert not loaded.training
-    assert (loaded.in_channels, loaded.width, loaded.depth, loaded.residual, loaded.batch_norm) == (
+    assert (loaded.in_channels, loaded.width, loaded.depth, loaded.residual, loaded.batch_norm, loaded.dilation) == (
         model.in_channels,
         model.width,
         model.depth,
         model.residual,
         model.batch_norm,
+        model.dilation,
     )
     x = images[:, : model.in_channels]
     with torch.no_grad():
