@@ -63,10 +63,17 @@ def _checkpoint_dir(root: str | None) -> str:
 
 def main(args: Sequence[str] | None = None) -> None:
     """Run LightningCLI on ``args`` (``["fit", "--config", ...]``)."""
-    DCICNNCLI(
+    build(args)
+
+
+def build(args: Sequence[str] | None = None, run: bool = True) -> DCICNNCLI:
+    """The LightningCLI of ``dcicnn fit|validate|test|predict``; with ``run=False``, parse and instantiate only
+    (``args`` then has no subcommand)."""
+    return DCICNNCLI(
         RestorationModule,
         DegradationDataModule,
         args=list(args) if args is not None else None,
+        run=run,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
         trainer_defaults={

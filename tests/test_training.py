@@ -19,7 +19,7 @@ import yaml
 from PIL import Image
 from safetensors.torch import load_file
 
-from dcicnn import DCICNN, DegradationDataModule, RestorationModule
+from dcicnn import DCICNN, Degradation, DegradationDataModule, DegradationMix, RestorationModule
 from dcicnn.training import TrainingDivergedError, _triplet, charbonnier, quantise
 from tests.conftest import REPO_ROOT
 from tests.helpers import RecordBatches, optimizer_digest
@@ -227,8 +227,36 @@ def test_configs_compose(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
     assert paper["data"]["degradation"]["noise_levels"] == [5.0, 10.0, 15.0, 20.0]
     assert paper["data"]["degradation"]["resize"] == 64
     assert paper["model"]["network"]["init_args"]["residual"] is False
+    blind = print_config(capsys, "--config", "configs/default.yaml", "--config", "configs/blind.yaml")
+    assert blind["model"]["network"]["init_args"]["dilation"] is None
+    assert blind["model"]["network"]["init_args"]["batch_norm"] is False
+    mix = blind["data"]["degradation"]
+    assert len(mix["components"]) == len(mix["weights"]) == 4 and mix["components"][0]["noise_prob"] == 1.0
     ddp = print_config(capsys, "--config", "configs/default.yaml", "--config", "configs/ddp.yaml")
     assert ddp["trainer"]["strategy"] == "ddp" and ddp["trainer"]["sync_batchnorm"] is True
+
+
+# LightningCLI 2.6 registers its checkpoint instantiator through an API jsonargparse 4.53 deprecates.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:lightning.pytorch.cli")
+def test_blind_recipe_builds_a_batchnorm_free_net_and_a_degradation_mixture(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from dcicnn_cli.train import build
+
+    monkeypatch.chdir(REPO_ROOT)
+    monkeypatch.setattr(sys, "argv", ["dcicnn"])
+    args = [
+        "--config",
+        "configs/default.yaml",
+        "--config",
+        "configs/blind.yaml",
+        f"--trainer.default_root_dir={tmp_path}",
+    ]
+    cli = build(args, run=False)
+    assert cli.model.network.receptive_field == 17 and not cli.model.network.batch_norm
+    mix = cli.datamodule.degradation
+    assert isinstance(mix, DegradationMix) and mix.weights == [0.3, 0.25, 0.2, 0.25]
+    assert all(isinstance(c, Degradation) for c in mix.components)
 
 
 def test_sweep_parameters_are_valid_overrides(
