@@ -49,6 +49,11 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--dtype", default="fp32", help="inference dtype of the models (default fp32)")
     parser.add_argument("--device", help="inference device (default cpu)")
     parser.add_argument("--no-classical", action="store_true", help="skip the classical baselines")
+    parser.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="also score each model with the 8-way flip/rotation self-ensemble (8x slower), as 'NAME x8'",
+    )
     parser.set_defaults(run=run)
 
 
@@ -59,9 +64,9 @@ def _source(args: argparse.Namespace) -> tuple[ImageSource, str]:
     return FolderSource(args.data), Path(args.data).name
 
 
-def _method(model: DCICNN, dtype: str, device: str | None) -> Method:
+def _method(model: DCICNN, dtype: str, device: str | None, ensemble: bool = False) -> Method:
     def run(degraded: np.ndarray, protocol: str) -> np.ndarray:
-        return model.restore(degraded.astype(np.float32), dtype=dtype, device=device)
+        return model.restore(degraded.astype(np.float32), dtype=dtype, device=device, ensemble=ensemble)
 
     return run
 
@@ -77,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         model = load_model_source(model_id, None)
         label = "DCI-CNN" if len(args.model) <= 1 else Path(str(model_id)).name
         methods[label] = _method(model, args.dtype, args.device)
+        if args.ensemble:
+            methods[f"{label} x8"] = _method(model, args.dtype, args.device, ensemble=True)
     with tqdm(
         total=len(protocols) * len(source), desc="evaluating", unit="image", disable=None, file=sys.stderr
     ) as bar:

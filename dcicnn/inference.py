@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,7 +20,7 @@ from PIL import Image, ImageOps
 if TYPE_CHECKING:
     from dcicnn.model import DCICNN
 
-__all__ = ["DEFAULT_TILE", "Tile", "bf16_supported", "plan_tiles", "restore", "restore_tensor"]
+__all__ = ["DEFAULT_TILE", "Tile", "bf16_supported", "dihedral_mean", "plan_tiles", "restore", "restore_tensor"]
 
 DEFAULT_TILE = 512
 ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray, torch.Tensor)
@@ -154,6 +154,7 @@ def restore_tensor(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     compile: bool = False,
+    ensemble: bool = False,
     scale: float = 1.0,
 ) -> torch.Tensor:
     """Restore one ``(C, H, W)`` image tile by tile into ``out`` (allocated if ``None``).
@@ -161,7 +162,8 @@ def restore_tensor(
     ``source`` may be uint8, uint16 or float, on any device, and a strided view (e.g. of a numpy HWC array): each
     tile is converted on its own, divided by ``scale`` to the 0..1 range. ``out`` receives ``result * scale``,
     rounded and clamped to ``[0, scale]`` for an integer dtype, unclipped for a float one. Peak memory beyond
-    ``source`` and ``out`` is that of ``batch_size`` tiles.
+    ``source`` and ``out`` is that of ``batch_size`` tiles. ``ensemble``: the mean over the 8 flips and rotations
+    (``dihedral_mean``), 8 times the work.
     """
     if source.ndim != 3 or source.shape[0] != model.in_channels:
         raise ValueError(f"expected a ({model.in_channels}, H, W) image, got shape {tuple(source.shape)}")
@@ -180,13 +182,28 @@ def restore_tensor(
     tiles = plan_tiles(height, width, max(tile, 2 * overlap + 2), overlap)
     for group in _batches(tiles, batch_size):
         windows = torch.stack([source[:, t.y0 : t.y1, t.x0 : t.x1] for t in group]).float().div_(scale)
-        restored = run(windows).mul_(scale)
+        restored = (dihedral_mean(run, windows) if ensemble else run(windows)).mul_(scale)
         if integer:
             restored = restored.round_().clamp_(0, scale)
         restored = restored.to(out.device)
         for t, result in zip(group, restored, strict=True):
             out[:, t.cy0 : t.cy1, t.cx0 : t.cx1] = result[:, t.cy0 - t.y0 : t.cy1 - t.y0, t.cx0 - t.x0 : t.cx1 - t.x0]
     return out
+
+
+def dihedral_mean(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Geometric self-ensemble: ``run`` on the 8 flips and 90-degree rotations of ``(N, C, H, W)`` images, each
+    output turned back and the 8 averaged. A restorer's errors differ between orientations while the image does
+    not, so the mean is usually a few tenths of a dB better, at 8 times the work."""
+
+    def oriented(flip: bool, turns: int) -> torch.Tensor:
+        y = torch.rot90(run(torch.rot90(x.flip(-1) if flip else x, turns, (-2, -1))), -turns, (-2, -1))
+        return y.flip(-1) if flip else y
+
+    total = oriented(False, 0)
+    for flip, turns in [(False, 1), (False, 2), (False, 3), (True, 0), (True, 1), (True, 2), (True, 3)]:
+        total += oriented(flip, turns)
+    return total / 8
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -138,6 +138,7 @@ class DCICNN(
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
         compile: bool = False,
+        ensemble: bool = False,
     ) -> ImageLike:
         """Restore an image of any size; returns the same kind of image.
 
@@ -161,6 +162,8 @@ class DCICNN(
             dtype: ``"auto"``/``None`` (bf16 where the hardware runs it fast, else fp32), ``"fp32"``, ``"bf16"``,
                 ``"fp16"`` or a ``torch.dtype``.
             compile: ``torch.compile`` the inference network (slow first call, faster after).
+            ensemble: average the outputs for the 8 flips and 90-degree rotations of the image (geometric
+                self-ensemble): 8 times the work for a few tenths of a dB (measured in the README).
         """
         return restore(
             self,
@@ -171,6 +174,7 @@ class DCICNN(
             device=device,
             dtype=dtype,
             compile=compile,
+            ensemble=ensemble,
         )
 
     def fuse_batchnorm(self) -> DCICNN:

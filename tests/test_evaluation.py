@@ -103,6 +103,9 @@ def test_evaluate_cli(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "| protocol (clean) | input | DCI-CNN |" in out and "| jpeg-q20 |" in out
     assert (tmp_path / "eval" / "results.md").is_file() and (tmp_path / "eval" / "grids" / "jpeg-q20.png").is_file()
+    args = ["evaluate", "--model", str(tmp_path / "m"), "--data", str(folder), "--no-classical"]
+    assert main([*args, "--protocol", "jpeg-q20", "-o", str(tmp_path / "x8"), "--ensemble"]) == 0
+    assert "| protocol (clean) | input | DCI-CNN | DCI-CNN x8 |" in capsys.readouterr().out
     assert main(["evaluate", "--model", str(tmp_path / "m"), "--data", str(folder), "--protocol", "jpeg-q11"]) == 1
     assert "unknown protocols" in capsys.readouterr().err
 

@@ -168,3 +168,30 @@ def test_runner_follows_weight_updates() -> None:
         expected = m(x[None])[0]
     assert not torch.equal(before, after)
     torch.testing.assert_close(after, expected, atol=1e-5, rtol=0)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(height=st.integers(1, 40), width=st.integers(1, 40), tile=st.integers(18, 40), seed=st.integers(0, 2**16))
+def test_ensemble_is_the_mean_over_the_eight_orientations(height: int, width: int, tile: int, seed: int) -> None:
+    x = torch.rand(3, height, width, generator=torch.Generator().manual_seed(seed))
+    ensembled = MODEL.restore(x, tile=tile, dtype="fp32", ensemble=True)
+    outputs = []
+    with torch.no_grad():
+        for flip in (False, True):
+            base = x.flip(-1) if flip else x
+            for turns in range(4):
+                y = torch.rot90(MODEL(torch.rot90(base, turns, (-2, -1))[None])[0], -turns, (-2, -1))
+                outputs.append(y.flip(-1) if flip else y)
+    torch.testing.assert_close(ensembled, torch.stack(outputs).mean(0), atol=1e-5, rtol=0)
+    if height * width > 1:  # a single pixel looks the same in every orientation
+        assert not torch.allclose(ensembled, MODEL.restore(x, tile=tile, dtype="fp32"), atol=1e-4)
+
+
+def test_ensemble_through_numpy_uint8() -> None:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(21, 34, 3), dtype=np.uint8)
+    restored = MODEL.restore(image, dtype="fp32", ensemble=True)
+    expected = MODEL.restore(torch.from_numpy(image).permute(2, 0, 1).float() / 255, dtype="fp32", ensemble=True)
+    assert restored.dtype == np.uint8 and restored.shape == image.shape
+    reference = (expected.permute(1, 2, 0).numpy() * 255).round().clip(0, 255)
+    assert np.abs(restored.astype(np.float64) - reference).max() <= 1

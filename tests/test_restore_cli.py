@@ -224,3 +224,25 @@ def test_console_script(tmp_path: Path, model_dir: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "a.png").is_file()
+
+
+def test_ensemble_option(tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = photo(tmp_path / "a.png")
+    for flag in ([], ["--ensemble"]):
+        code, errors, _ = restore(
+            capsys,
+            str(source),
+            "-o",
+            str(tmp_path / f"out{len(flag)}"),
+            "--model",
+            str(model_dir),
+            "--dtype",
+            "fp32",
+            *flag,
+        )
+        assert code == 0 and errors == [], errors
+    with Image.open(source) as image:
+        expected = DCICNN.from_pretrained(model_dir).restore(image.convert("RGB"), dtype="fp32", ensemble=True)
+    with Image.open(tmp_path / "out1" / "a.png") as ensembled, Image.open(tmp_path / "out0" / "a.png") as plain:
+        assert np.array_equal(np.asarray(ensembled), np.asarray(expected))
+        assert not np.array_equal(np.asarray(ensembled), np.asarray(plain))
