@@ -5,7 +5,10 @@ peak RSS beyond the input and output buffers (flat if memory does not grow with 
 as a fraction of a large matmul of the same dtype measured in the same run (comparable across machines).
 
     python benchmarks/inference.py                        # CPU: 0.25, 1, 4, 12 and 24 MP
-    python benchmarks/inference.py --device cuda --sizes 1 4 12 24
+    python benchmarks/inference.py --device cuda --sizes 1 4 12 24 --compile off on --compile-sizes 4
+
+On CUDA the table adds the peak GPU memory; ``--compile on`` runs ``restore(..., compile=True)`` (the warm-up call
+pays the compilation; the timed calls reuse it).
 """
 
 from __future__ import annotations
@@ -44,19 +47,23 @@ def matmul_flops(dtype: torch.dtype, device: str, n: int = 4096, reps: int = 5) 
     return 2 * n**3 / best
 
 
-def run_case(megapixels: float, mode: str, dtype: str, device: str, tile: int, batch: int) -> dict[str, float]:
+def run_case(
+    megapixels: float, mode: str, dtype: str, device: str, tile: int, batch: int, compile: bool = False
+) -> dict[str, float]:
     """One measurement (in this process): restore a random uint8 RGB image of ``megapixels``."""
     model = DCICNN().eval()
     height = int(round(math.sqrt(megapixels * 1e6 / 1.5)))
     width = int(round(height * 1.5))
     image = np.random.default_rng(0).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
     tile_size = max(height, width) if mode == "whole" else tile
-    model.restore(image[:256, :256], tile=tile_size, batch_size=batch, device=device, dtype=dtype)  # warm-up
+    options = {"tile": tile_size, "batch_size": batch, "device": device, "dtype": dtype, "compile": compile}
+    # warm-up (and compilation) on the shapes the timed calls use
+    model.restore(image[: min(height, tile_size), : min(width, tile_size)], **options)
     reps = 3 if megapixels <= 1 else 1
     best = math.inf
     for _ in range(reps):
         start = time.perf_counter()
-        model.restore(image, tile=tile_size, batch_size=batch, device=device, dtype=dtype)
+        model.restore(image, **options)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
@@ -79,13 +86,16 @@ def main() -> None:
     parser.add_argument("--whole-max", type=float, default=4, help="largest size also run as one whole-image pass")
     parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=list(DTYPES))
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--compile", nargs="+", default=["off"], choices=["off", "on"], help="torch.compile")
+    parser.add_argument("--compile-sizes", type=float, nargs="+", help="sizes also run compiled (default: all)")
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case and print JSON
     args = parser.parse_args()
     if args.case:
-        size, mode, dtype = args.case.split(",")
-        print(json.dumps(run_case(float(size), mode, dtype, args.device, args.tile, args.batch_size)))
+        size, mode, dtype, compiled = args.case.split(",")
+        result = run_case(float(size), mode, dtype, args.device, args.tile, args.batch_size, compiled == "on")
+        print(json.dumps(result))
         return
 
     reference = {name: matmul_flops(dtype, args.device) for name, dtype in DTYPES.items() if name in args.dtypes}
@@ -99,31 +109,40 @@ def main() -> None:
         f"{DCICNN().flops_per_pixel / 1e6:.3f} MFLOP/pixel"
     )
     print("matmul 4096^3: " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in reference.items()) + "\n")
-    print("| MP | mode | dtype | MP/s | peak RSS (MB) | RSS beyond buffers (MB) | GFLOP/s | of matmul |")
-    print("|---|---|---|---|---|---|---|---|")
-    for size in args.sizes:
-        for mode in ("tiled", "whole") if size <= args.whole_max else ("tiled",):
-            for dtype in args.dtypes:
-                command = [
-                    sys.executable,
-                    __file__,
-                    "--case",
-                    f"{size},{mode},{dtype}",
-                    "--device",
-                    args.device,
-                    "--tile",
-                    str(args.tile),
-                    "--batch-size",
-                    str(args.batch_size),
-                ]
-                done = subprocess.run(command, capture_output=True, text=True, check=True)
-                r = json.loads(done.stdout.strip().splitlines()[-1])
-                print(
-                    f"| {size:g} | {mode} | {dtype} | {r['pixels'] / r['seconds'] / 1e6:.3f} | "
-                    f"{r['peak_rss'] / 2**20:.0f} | {(r['peak_rss'] - r['buffers']) / 2**20:.0f} | "
-                    f"{r['flops'] / 1e9:.1f} | {r['flops'] / reference[dtype]:.2f} |",
-                    flush=True,
-                )
+    cuda = args.device.startswith("cuda")
+    gpu_column = " peak GPU memory (MB) |" if cuda else ""
+    header = f"| MP | mode | dtype | compile | MP/s | peak RSS (MB) | RSS beyond buffers (MB) |{gpu_column} GFLOP/s |"
+    print(header + " of matmul |")
+    print("|---|---|---|---|---|---|---|---|---|" + ("---|" if cuda else ""))
+    cases = [
+        (size, mode, dtype, compiled)
+        for compiled in args.compile
+        for size in (args.sizes if compiled == "off" or not args.compile_sizes else args.compile_sizes)
+        for mode in (("tiled", "whole") if size <= args.whole_max else ("tiled",))
+        for dtype in args.dtypes
+    ]
+    for size, mode, dtype, compiled in cases:
+        command = [
+            sys.executable,
+            __file__,
+            "--case",
+            f"{size},{mode},{dtype},{compiled}",
+            "--device",
+            args.device,
+            "--tile",
+            str(args.tile),
+            "--batch-size",
+            str(args.batch_size),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+        gpu = f" {r['gpu_peak'] / 2**20:.0f} |" if cuda else ""
+        print(
+            f"| {size:g} | {mode} | {dtype} | {compiled} | {r['pixels'] / r['seconds'] / 1e6:.3f} | "
+            f"{r['peak_rss'] / 2**20:.0f} | {(r['peak_rss'] - r['buffers']) / 2**20:.0f} |{gpu} "
+            f"{r['flops'] / 1e9:.1f} | {r['flops'] / reference[dtype]:.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from dcicnn.data import DegradationDataModule
 from dcicnn.loggers import wandb_offline_without_credentials
+from dcicnn.throughput import TrainingThroughput
 from dcicnn.training import HubExport, RestorationModule, RestoredImageWriter
 
 COMMANDS = ("fit", "validate", "test", "predict")
@@ -46,6 +47,7 @@ class DCICNNCLI(LightningCLI):
             }
         )
         parser.add_lightning_class_args(HubExport, "hub_export")
+        parser.add_lightning_class_args(TrainingThroughput, "throughput")  # patches/s, Mpx/s, data wait, GPU use
         parser.add_lightning_class_args(RestoredImageWriter, "predict_writer")  # acts in `dcicnn predict` only
         # One checkpoint folder per experiment root (not per logger version), so `--ckpt_path last` finds the
         # checkpoint of the killed run when the same command is started again.

@@ -16,7 +16,7 @@ import lightning as L
 import numpy as np
 import torch
 from huggingface_hub import EvalResult
-from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.callbacks import BasePredictionWriter, Timer
 from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 from torch.nn import functional as F
@@ -64,7 +64,8 @@ class RestorationModule(L.LightningModule):
         lr: Adam learning rate (the paper: 0.01; default 1e-3, which trains stably with BatchNorm).
         betas: Adam betas.
         weight_decay: Adam weight decay (L2).
-        schedule: ``constant`` (the paper) or ``cosine`` decay to ``min_lr_ratio * lr`` over the run.
+        schedule: ``constant`` (the paper) or ``cosine`` decay to ``min_lr_ratio * lr`` over the run: over
+            ``trainer.max_steps``, or, when only ``trainer.max_time`` limits the run, over that time.
         warmup_steps: linear warm-up steps before the schedule.
         min_lr_ratio: final learning rate of the cosine schedule, as a fraction of ``lr``.
         val_protocols: names of the validation protocols, in the order of the data module's ``protocol_index``
@@ -236,8 +237,13 @@ class RestorationModule(L.LightningModule):
             weight_decay=self.hparams["weight_decay"],
         )
         warmup = int(self.hparams["warmup_steps"])
-        total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 0
-        cosine = self.hparams["schedule"] == "cosine" and 0 < total < 10**12
+        estimate = float(self.trainer.estimated_stepping_batches) if self._trainer is not None else 0.0
+        by_steps = 0 < estimate < 1e12  # inf with neither max_steps nor max_epochs
+        total = int(estimate) if by_steps else 0
+        # No step limit but a time limit (`trainer.max_time`, as on a lent GPU whose speed is not known in advance):
+        # the cosine runs over the time budget instead, so the learning rate has decayed when the timer stops.
+        timer = None if by_steps or self._trainer is None else _timer(self.trainer)
+        cosine = self.hparams["schedule"] == "cosine" and (by_steps or timer is not None)
         floor = float(self.hparams["min_lr_ratio"])
 
         def factor(step: int) -> float:
@@ -245,7 +251,11 @@ class RestorationModule(L.LightningModule):
                 return (step + 1) / warmup
             if not cosine:
                 return 1.0
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            if timer is not None:
+                elapsed = timer.time_elapsed("train")
+                progress = min(1.0, elapsed / max(1e-9, elapsed + (timer.time_remaining("train") or 0.0)))
+            else:
+                progress = min(1.0, (step - warmup) / max(1, total - warmup))
             return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
@@ -272,8 +282,14 @@ class RestorationModule(L.LightningModule):
             hub.protocol_result(dataset_type, dataset_name, protocol, key, float(metrics[f"val/{protocol}/{key}"]))
             for protocol in self.val_protocols
             for key in hub.METRIC_LABELS
-            if f"val/{protocol}/{key}" in metrics
+            # the `clean` protocol's input PSNR is infinite: not a number a model card can carry
+            if f"val/{protocol}/{key}" in metrics and math.isfinite(float(metrics[f"val/{protocol}/{key}"]))
         ]
+
+
+def _timer(trainer: L.Trainer) -> Timer | None:
+    """The trainer's ``Timer`` callback when it enforces a time limit (``max_time``)."""
+    return next((c for c in trainer.callbacks if isinstance(c, Timer) and c.time_remaining() is not None), None)
 
 
 def _triplet(degraded: torch.Tensor, restored: torch.Tensor, clean: torch.Tensor) -> np.ndarray:

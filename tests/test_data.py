@@ -16,12 +16,14 @@ from dcicnn.data import (
     FolderSource,
     HFDataset,
     HFSource,
+    InMemorySource,
     StreamingTrainPatches,
     TrainPatches,
     ValidationPairs,
     collate_validation,
 )
 from dcicnn.degradations import Degradation, DegradationMix
+from tests.conftest import REPO_ROOT
 
 RNG = np.random.default_rng(0)
 
@@ -296,3 +298,34 @@ def test_datamodule_argument_checks(folder: Path) -> None:
         DegradationDataModule(channels=2)
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         DegradationDataModule(batch_size=0)
+
+
+def test_in_memory_source_serves_the_same_images_and_pairs() -> None:
+    folder = FolderSource([REPO_ROOT / "dcicnn" / "assets"])
+    cached = InMemorySource(folder)
+    assert len(cached) == len(folder) and cached.key(0) == folder.key(0)
+    assert np.array_equal(cached.load(0), folder.load(0))
+    mix = DegradationMix([Degradation(), Degradation(blur_prob=0.0, noise_prob=0.0, jpeg_prob=0.0)])
+    pairs = []
+    for source in (folder, cached):
+        torch.manual_seed(3)
+        pairs.append(TrainPatches(source, 32, mix, patches_per_image=4)[2])
+    assert all(torch.equal(a, b) for a, b in zip(pairs[0], pairs[1], strict=True))
+
+
+def test_cache_images_and_persistent_workers_reach_the_loaders() -> None:
+    assets = [str(REPO_ROOT / "dcicnn" / "assets")]
+    dm = DegradationDataModule(
+        train_dirs=assets,
+        val_dirs=assets,
+        num_workers=1,
+        cache_images=True,
+        persistent_workers=True,
+        batch_size=2,
+        patch_size=16,
+    )
+    dm.setup("fit")
+    assert isinstance(dm.train_set, TrainPatches) and isinstance(dm.train_set.source, InMemorySource)
+    assert dm.train_dataloader().persistent_workers and dm.val_dataloader().persistent_workers
+    # without workers there is nothing to keep alive
+    assert not DegradationDataModule(train_dirs=assets, num_workers=0, persistent_workers=True).persistent_workers

@@ -53,7 +53,7 @@ def test_noise_protocol_is_not_clipped() -> None:
     assert degraded.min() < -0.2 and not np.allclose(degraded * 255, np.rint(degraded * 255))
 
 
-@pytest.mark.parametrize("quality", [10, 20, 30, 40])
+@pytest.mark.parametrize("quality", [10, 20, 30, 40, 50, 75, 90, 95])
 def test_jpeg_protocols_are_pillow_420_jpeg(quality: int) -> None:
     image = sample()
     degraded = apply_protocol(f"jpeg-q{quality}", image, key="sample")
@@ -73,7 +73,17 @@ def test_stronger_degradations_cost_more_psnr() -> None:
     assert scores["noise-s50"] < scores["noise-s25"] < scores["noise-s15"]
     assert scores["blur-s2+jpeg-q30"] < scores["blur-s1+jpeg-q30"] < scores["jpeg-q30"]
     assert scores["mixed-heavy"] < scores["mixed-light"]
-    assert all(12 < s < 40 for s in scores.values()), scores
+    # the "do no harm" protocols: light damage, and none at all
+    assert scores["jpeg-q40"] < scores["jpeg-q50"] < scores["jpeg-q75"] < scores["jpeg-q90"] < scores["jpeg-q95"]
+    assert scores["noise-s15"] < scores["noise-s5"]
+    assert scores["clean"] > 100  # float32 rounding of k / 255 only
+    assert all(12 < s < 50 for p, s in scores.items() if p != "clean"), scores
+
+
+def test_clean_protocol_is_the_image_itself() -> None:
+    image = sample()
+    degraded = apply_protocol("clean", image, key="sample")
+    assert np.array_equal(degraded, (image / 255.0).astype(np.float32))
 
 
 @pytest.mark.parametrize("sigma", [1.0, 2.0])

@@ -90,6 +90,33 @@ def test_cosine_schedule_with_warmup() -> None:
     assert math.isclose(lrs[-1], 1e-4, rel_tol=0.01)
 
 
+def test_cosine_schedule_runs_over_max_time_without_max_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lightning.pytorch.callbacks import Timer
+
+    module = RestorationModule(DCICNN(width=4, depth=2), lr=1e-3, warmup_steps=0, min_lr_ratio=0.1)
+    trainer = L.Trainer(max_time="00:00:01:40", logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    assert trainer.max_steps == -1
+    module.trainer = trainer
+    config = module.configure_optimizers()
+    scheduler, optimizer = config["lr_scheduler"]["scheduler"], config["optimizer"]
+    lrs = {}
+    for elapsed in (0.0, 25.0, 50.0, 75.0, 100.0, 130.0):  # seconds of the 100 s budget
+        monkeypatch.setattr(Timer, "time_elapsed", lambda self, stage="train", t=elapsed: t)
+        optimizer.step()
+        scheduler.step()
+        lrs[elapsed] = scheduler.get_last_lr()[0]
+    assert math.isclose(lrs[0.0], 1e-3)
+    assert math.isclose(lrs[50.0], 1e-4 + 0.5 * 9e-4)  # half-way down the cosine
+    assert lrs[75.0] < lrs[50.0] < lrs[25.0] < lrs[0.0]
+    assert math.isclose(lrs[100.0], 1e-4) and math.isclose(lrs[130.0], 1e-4)  # the floor, also past the limit
+    # neither a step nor a time limit: a constant rate after warm-up
+    module.trainer = L.Trainer(max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    config = module.configure_optimizers()
+    config["optimizer"].step()
+    config["lr_scheduler"]["scheduler"].step()
+    assert math.isclose(config["lr_scheduler"]["scheduler"].get_last_lr()[0], 1e-3)
+
+
 def test_triplet_is_uint8() -> None:
     image = _triplet(torch.rand(3, 8, 10), torch.rand(3, 8, 10), torch.rand(3, 8, 10))
     assert image.dtype == np.uint8 and image.shape == (8, 38, 3) and image.max() > 128
@@ -159,6 +186,9 @@ def test_fit_smoke_end_to_end(tmp_path: Path) -> None:
     card = (hub / "README.md").read_text()
     assert "| bundled sample | jpeg-q10 |" in card and "model-index" in card
     metrics = (version / "metrics.csv").read_text().splitlines()[0].split(",")
+    throughput = json.loads((version / "throughput.json").read_text())
+    assert throughput["steps_measured"] > 0 and throughput["patches_per_s"] > 0
+    assert 0 <= throughput["data_wait_share"] < 1 and throughput["gpu_util_mean"] is None
     for key in (
         "train/loss",
         "val/jpeg-q10/psnr",
@@ -232,6 +262,15 @@ def test_configs_compose(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
     assert blind["model"]["network"]["init_args"]["batch_norm"] is False
     mix = blind["data"]["degradation"]
     assert len(mix["components"]) == len(mix["weights"]) == 4 and mix["components"][0]["noise_prob"] == 1.0
+    gpu = print_config(
+        capsys, "--config", "configs/default.yaml", "--config", "configs/blind.yaml", "--config", "configs/gpu.yaml"
+    )
+    assert gpu["trainer"]["max_steps"] == -1 and gpu["trainer"]["max_time"] and gpu["data"]["cache_images"]
+    mix = gpu["data"]["degradation"]
+    untouched = mix["components"][0]
+    assert untouched["blur_prob"] == untouched["noise_prob"] == untouched["jpeg_prob"] == 0.0
+    assert len(mix["components"]) == len(mix["weights"]) and math.isclose(sum(mix["weights"]), 1.0)
+    assert {"clean", "jpeg-q90"} <= set(gpu["data"]["val_protocols"])
     ddp = print_config(capsys, "--config", "configs/default.yaml", "--config", "configs/ddp.yaml")
     assert ddp["trainer"]["strategy"] == "ddp" and ddp["trainer"]["sync_batchnorm"] is True
 

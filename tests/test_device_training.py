@@ -1,0 +1,48 @@
+"""The GPU training command (benchmarks/device/train.sh) in its CPU dry run, so the command never rots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dcicnn import DCICNN
+from tests.conftest import REPO_ROOT
+
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_DATA / "bsds500").is_dir(), reason="needs ../shared/data (BSDS500, McMaster)")
+def test_dry_run_trains_exports_and_benchmarks(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = {
+        **os.environ,
+        "DRY_RUN": "1",
+        "OUT": str(out),
+        "PYTHON": sys.executable,
+        "DATA": str(SHARED_DATA),
+        "TRAIN_TIME": "00:00:00:12",
+        "TMPDIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        ["bash", "benchmarks/device/train.sh"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    # loadable weights in Hub layout, with a card
+    model = DCICNN.from_pretrained(out / "hub")
+    assert (model.width, model.depth, model.batch_norm) == (64, 8, False)
+    assert "McMaster" in (out / "hub" / "README.md").read_text()
+    # the run's metrics (validated at least once: when the timer stopped it) and its merged config
+    rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
+    assert any(row.get("val/psnr") for row in rows) and any(row.get("speed/megapixels_per_s") for row in rows)
+    assert "max_time: 00:00:00:12" in (out / "config.yaml").read_text()
+    throughput = json.loads((out / "throughput.json").read_text())
+    assert throughput["megapixels_per_s"] > 0 and 0 <= throughput["data_wait_share"] < 1
+    log = (out / "train.log").read_text()
+    assert "Time limit reached" in log and "| 0.05 | tiled | fp32 | off |" in log
