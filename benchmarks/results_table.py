@@ -2,16 +2,20 @@
 
     python benchmarks/results_table.py eval/kodak24/results.json eval/mcmaster/results.json
     python benchmarks/results_table.py eval/kodak24/results.json --targets     # the default model's targets
+    python benchmarks/results_table.py eval/a.json eval/b.json --compare --model default gpu-b   # models side by side
 
 The first file gives the input, model and baseline columns; each further file adds its model (and input) column,
 named after its dataset. `--targets` instead checks the first file against the targets set for the bundled model
-(issue 6), for every method named with `--model` (e.g. also the self-ensemble, "DCI-CNN x8").
+(issue 6), for every method named with `--model` (e.g. also the self-ensemble, "DCI-CNN x8"). `--compare` prints,
+per file, the input and each `--model` with its gain over the input, in RGB PSNR dB (no gain for `clean`, whose
+input is the clean image itself).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 
@@ -46,6 +50,26 @@ def targets(summary: dict[str, dict[str, dict[str, float]]], models: list[str]) 
         print("| " + " | ".join(cells) + " |")
 
 
+def compare(results: list[dict], models: list[str]) -> None:
+    """One row per protocol; per results file, the input and each model's PSNR with its gain over the input."""
+    header = ["protocol"]
+    for result in results:
+        header += [f"{result['dataset']} input"] + [f"{result['dataset']} {m} | gain" for m in models]
+    print("| " + " | ".join(header) + " |")
+    print("|---|" + ("---|" + "---|---|" * len(models)) * len(results))
+    for protocol in results[0]["summary"]:
+        cells = [protocol]
+        for result in results:
+            row = result["summary"].get(protocol, {})
+            source = row.get("input", {}).get("psnr", math.nan)
+            cells.append(f"{source:.2f}")
+            for model in models:
+                psnr = row.get(model, {}).get("psnr", math.nan)
+                gain = psnr - source
+                cells += [f"{psnr:.2f}", f"{gain:+.2f}" if math.isfinite(gain) else ""]
+        print("| " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", nargs="+", type=Path)
@@ -53,8 +77,13 @@ def main() -> None:
         "--model", nargs="+", default=["DCI-CNN"], help="method name(s) of the model in results.json (table: the first)"
     )
     parser.add_argument("--targets", action="store_true", help="check the first file against the targets instead")
+    parser.add_argument("--compare", action="store_true", help="the models named with --model side by side")
     args = parser.parse_args()
-    first, *others = [json.loads(p.read_text()) for p in args.results]
+    loaded = [json.loads(p.read_text()) for p in args.results]
+    if args.compare:
+        compare(loaded, args.model)
+        return
+    first, *others = loaded
     summary = first["summary"]
     if args.targets:
         targets(summary, args.model)

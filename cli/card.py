@@ -25,6 +25,11 @@ def add_parser(sub: Any) -> None:
         metavar="DATASET_ID=RESULTS_JSON",
         help="e.g. kodak24=eval/kodak24/results.json (the id is the model-index dataset type)",
     )
+    parser.add_argument(
+        "--method",
+        default="DCI-CNN",
+        help="the model's column in the results (a `dcicnn evaluate` of several models names each by its folder)",
+    )
     parser.add_argument("--name", help="model name (title and model-index name)")
     parser.add_argument("--repo-id", help="Hub id shown in the usage snippet")
     parser.add_argument("--summary", help="one paragraph under the title")
@@ -41,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         dataset_type, sep, path = item.partition("=")
         if not sep:
             raise ValueError(f"--results takes DATASET_ID=RESULTS_JSON, got {item!r}")
-        results += hub.eval_results_from_evaluation(path, dataset_type)
+        results += hub.eval_results_from_evaluation(path, dataset_type, method=args.method)
     card = model.generate_model_card(
         model_name=args.name,
         repo_id=args.repo_id,

@@ -230,7 +230,8 @@ class Evaluation:
         figure, axes = plt.subplots(figsize=(max(6.0, 1.3 * len(protocols)), 4.0))
         width = 0.8 / len(methods)
         for i, method in enumerate(methods):
-            values = [self.mean(p, method) for p in protocols]
+            # no bar where the value is infinite (the input of `clean`) or missing
+            values = [v if math.isfinite(v := self.mean(p, method)) else math.nan for p in protocols]
             axes.bar(np.arange(len(protocols)) + (i - (len(methods) - 1) / 2) * width, values, width, label=method)
         axes.set_xticks(np.arange(len(protocols)), protocols, rotation=30, ha="right")
         axes.set_ylabel("PSNR (dB, RGB)")

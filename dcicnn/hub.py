@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib.resources
 import json
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -282,7 +283,8 @@ def eval_results_from_evaluation(
             "ssim": methods[method]["ssim"],
             "psnr_input": methods["input"]["psnr"],
         }
-        results += [protocol_result(dataset_type, name, protocol, k, v) for k, v in values.items()]
+        # `clean` has an infinite input PSNR: not a value model-index metadata can carry
+        results += [protocol_result(dataset_type, name, protocol, k, v) for k, v in values.items() if math.isfinite(v)]
     return results
 
 

@@ -94,6 +94,7 @@ def test_evaluate_cli(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
             "--protocol",
             "jpeg-q20",
             "noise-s15",
+            "clean",
             "-o",
             str(tmp_path / "eval"),
             "--no-classical",
@@ -133,4 +134,14 @@ def test_evaluate_cli(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert values[("jpeg-q20", "psnr")] == round(summary["jpeg-q20"]["DCI-CNN"]["psnr"], 4)
     assert values[("noise-s15", "psnr_input")] == round(summary["noise-s15"]["input"]["psnr"], 4)
     assert "Trained for a test." in card.text and "| clean | jpeg-q20 |" in card.text
+    # `clean`: the restored PSNR, not the input's (infinite, which model-index metadata cannot carry)
+    assert ("clean", "psnr") in values and ("clean", "psnr_input") not in values
+    # another column of a multi-method evaluation
+    x8 = f"clean-set={tmp_path / 'x8' / 'results.json'}"
+    assert main(["card", str(tmp_path / "m"), "--results", x8, "--method", "DCI-CNN x8"]) == 0
+    card = ModelCard.load(tmp_path / "m" / "README.md")
+    x8_summary = json.loads((tmp_path / "x8" / "results.json").read_text())["summary"]
+    (index,) = card.data.to_dict()["model-index"]
+    values = {(r["dataset"]["config"], m["type"]): m["value"] for r in index["results"] for m in r["metrics"]}
+    assert values[("jpeg-q20", "psnr")] == round(x8_summary["jpeg-q20"]["DCI-CNN x8"]["psnr"], 4)
     assert main(["card", str(tmp_path / "m"), "--results", "no-equals-sign"]) == 1
