@@ -27,6 +27,7 @@ test-fast: setup
 
 lint: setup
 	$(BIN)/ruff check dcicnn cli tests benchmarks
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache build *.egg-info

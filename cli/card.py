@@ -6,8 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dcicnn import DCICNN, hub
-
 
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser(
@@ -40,6 +38,9 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dcicnn import hub
+    from dcicnn.model import DCICNN
+
     model = DCICNN.from_pretrained(args.directory)
     results = []
     for item in args.results:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 import importlib.resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from dcicnn import DCICNN
 from dcicnn.degradations import jpeg
-from dcicnn.evaluation import psnr
 from dcicnn.imageio import image_to_uint8, save_image_atomic
+
+if TYPE_CHECKING:  # torch is imported to restore, not for `--help`
+    from dcicnn.model import DCICNN
 
 SAMPLE = "sample.png"
 
@@ -33,9 +34,14 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dcicnn.evaluation import psnr
+
     if not 1 <= args.quality <= 95:
         raise ValueError(f"--quality must be in 1..95, got {args.quality}")
-    with Image.open(importlib.resources.files("dcicnn").joinpath("assets", SAMPLE)) as sample:
+    with (
+        importlib.resources.files("dcicnn").joinpath("assets").joinpath(SAMPLE).open("rb") as file,
+        Image.open(file) as sample,
+    ):
         clean = sample.convert("RGB")
     degraded = Image.fromarray(jpeg(image_to_uint8(clean), args.quality))
     model, label = _load_model(args.model)
@@ -65,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load_model(source: str | None) -> tuple[DCICNN, str]:
+    from dcicnn.model import DCICNN
+
     if source is not None:
         return DCICNN.from_pretrained(source), source
     return DCICNN.from_pretrained(), "bundled default weights (dcicnn/pretrained/default)"

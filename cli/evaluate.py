@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
 
-from dcicnn import DCICNN
-from dcicnn.data import FolderSource, HFDataset, HFSource, ImageSource
 from dcicnn.degradations import PROTOCOLS
-from dcicnn.evaluation import Method, evaluate
+from dcicnn.sources import FolderSource, HFDataset, HFSource, ImageSource
 from dcicnn_cli.restore import load_model_source
+
+if TYPE_CHECKING:  # torch and torchmetrics are imported to evaluate, not for `--help`
+    from dcicnn.evaluation import Method
+    from dcicnn.model import DCICNN
 
 
 def add_parser(sub: Any) -> None:
@@ -72,6 +74,8 @@ def _method(model: DCICNN, dtype: str, device: str | None, ensemble: bool = Fals
 
 
 def run(args: argparse.Namespace) -> int:
+    from dcicnn.evaluation import evaluate
+
     protocols = args.protocol or [p for p in PROTOCOLS if not p.startswith("paper-")]
     unknown = [p for p in protocols if p not in PROTOCOLS]
     if unknown:

@@ -7,9 +7,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from dcicnn import DCICNN
-from dcicnn.export import export_onnx, export_torchscript
-
 
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser(
@@ -28,6 +25,9 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dcicnn.export import export_onnx, export_torchscript
+    from dcicnn.model import DCICNN
+
     model = DCICNN.from_pretrained(args.model, revision=args.revision)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # exporter chatter (deprecations inside torch.export)

@@ -6,8 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dcicnn import hub
-
 
 def add_parsers(sub: Any) -> None:
     push = sub.add_parser(
@@ -36,6 +34,8 @@ def add_parsers(sub: Any) -> None:
 
 
 def run_push(args: argparse.Namespace) -> int:
+    from dcicnn import hub
+
     url = hub.push_model(
         args.directory, args.repo_id, branch=args.branch, private=args.private, commit_message=args.message
     )
@@ -44,6 +44,8 @@ def run_push(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
+    from dcicnn import hub
+
     out = args.output or Path(args.repo_id.rsplit("/", 1)[-1])
     path = hub.download_model(args.repo_id, out, revision=args.revision)
     print(f"downloaded {args.repo_id}{'@' + args.revision if args.revision else ''} -> {path}")

@@ -10,9 +10,12 @@ from collections.abc import Sequence
 
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 
-from dcicnn import WeightsMismatchError, WeightsNotFoundError, __version__
-from dcicnn.training import TrainingDivergedError
-from dcicnn_cli import card, demo, evaluate, export, hub_commands, restore, train
+from dcicnn import __version__
+from dcicnn.errors import TrainingDivergedError, WeightsMismatchError, WeightsNotFoundError
+from dcicnn_cli import card, demo, evaluate, export, hub_commands, restore
+
+#: LightningCLI's subcommands: dcicnn_cli.train (and with it Lightning) is imported only to run one of them.
+TRAIN_COMMANDS = ("fit", "validate", "test", "predict")
 
 #: Errors a user can cause; anything else is a bug and keeps its traceback.
 #: Set DCICNN_TRACEBACK=1 to see the traceback of a user error too.
@@ -34,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dcicnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in train.COMMANDS:
+    for command in TRAIN_COMMANDS:
         sub.add_parser(command, help=f"LightningCLI {command} (see `dcicnn {command} --help`)", add_help=False)
     restore.add_parser(sub)
     evaluate.add_parser(sub)
@@ -50,7 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    if argv and argv[0] in train.COMMANDS:
+    if argv and argv[0] in TRAIN_COMMANDS:
+        from dcicnn_cli import train
+
         command = argv[0]
         # LightningCLI parses these arguments itself (from sys.argv when they came from the command line).
         run = lambda: train.main(None if from_command_line else argv)  # noqa: E731

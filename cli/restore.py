@@ -8,13 +8,16 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 from tqdm import tqdm
 
-from dcicnn import DCICNN, hub
+from dcicnn.errors import WeightsNotFoundError
 from dcicnn.imageio import IMAGE_EXTENSIONS, ImageReadError, open_image, save_image_atomic
+
+if TYPE_CHECKING:  # torch is imported when a model is loaded, not for `--help`
+    from dcicnn.model import DCICNN
 
 FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tif", "bmp": ".bmp"}
 
@@ -88,8 +91,11 @@ def collect(inputs: list[str], output: Path, extension: str | None) -> tuple[lis
 
 def load_model_source(model: str | None, revision: str | None) -> DCICNN:
     """The model a command was given with --model, or the bundled default weights."""
+    from dcicnn import hub
+    from dcicnn.model import DCICNN
+
     if model is None and not hub.has_bundled_weights():
-        raise hub.WeightsNotFoundError(
+        raise WeightsNotFoundError(
             "this version of dcicnn ships no trained default weights yet; pass --model DIR_OR_REPO_ID"
         )
     return DCICNN.from_pretrained(model, revision=revision)

@@ -17,8 +17,6 @@ from dcicnn.loggers import wandb_offline_without_credentials
 from dcicnn.throughput import TrainingThroughput
 from dcicnn.training import HubExport, RestorationModule, RestoredImageWriter
 
-COMMANDS = ("fit", "validate", "test", "predict")
-
 
 class DCICNNCLI(LightningCLI):
     """LightningCLI with the checkpoints and Hub export every run needs, and the protocol list shared by model and

@@ -1,23 +1,66 @@
-"""dcicnn: restore photos damaged by JPEG compression, blur and noise with DCI-CNN."""
+"""dcicnn: restore photos damaged by JPEG compression, blur and noise with DCI-CNN.
 
-from dcicnn.data import DegradationDataModule, HFDataset
-from dcicnn.degradations import PROTOCOLS, Degradation, DegradationMix, apply_protocol, protocol_target
-from dcicnn.hub import WeightsMismatchError, WeightsNotFoundError
-from dcicnn.model import DCICNN
-from dcicnn.training import RestorationModule
+The public names are re-exported lazily (PEP 562): ``import dcicnn`` and ``from dcicnn import DCICNN`` load the
+network and its Hub loading (torch, huggingface_hub) only, never Lightning, albumentations or torchmetrics, which the
+training names (``RestorationModule``, ``DegradationDataModule``) bring in when first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    "DCICNN": "dcicnn.model",
+    "WeightsMismatchError": "dcicnn.errors",
+    "WeightsNotFoundError": "dcicnn.errors",
+    "PROTOCOLS": "dcicnn.degradations",
+    "Degradation": "dcicnn.degradations",
+    "DegradationMix": "dcicnn.degradations",
+    "apply_protocol": "dcicnn.degradations",
+    "protocol_target": "dcicnn.degradations",
+    "HFDataset": "dcicnn.sources",
+    "DegradationDataModule": "dcicnn.data",
+    "RestorationModule": "dcicnn.training",
+    "TrainingDivergedError": "dcicnn.errors",
+}
 
 __all__ = [
     "DCICNN",
     "PROTOCOLS",
     "Degradation",
-    "DegradationMix",
     "DegradationDataModule",
+    "DegradationMix",
     "HFDataset",
     "RestorationModule",
+    "TrainingDivergedError",
     "WeightsMismatchError",
     "WeightsNotFoundError",
     "__version__",
     "apply_protocol",
     "protocol_target",
 ]
-__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from dcicnn.data import DegradationDataModule
+    from dcicnn.degradations import PROTOCOLS, Degradation, DegradationMix, apply_protocol, protocol_target
+    from dcicnn.errors import TrainingDivergedError, WeightsMismatchError, WeightsNotFoundError
+    from dcicnn.model import DCICNN
+    from dcicnn.sources import HFDataset
+    from dcicnn.training import RestorationModule
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dcicnn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -8,13 +8,9 @@ Validation pairs: a centre crop degraded by named protocols (``apply_protocol``)
 
 from __future__ import annotations
 
-import io
 import logging
-import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import lightning as L
 import numpy as np
@@ -30,7 +26,15 @@ from dcicnn.degradations import (
     protocol_target,
     seed_pipeline,
 )
-from dcicnn.imageio import IMAGE_EXTENSIONS, image_to_uint8, read_image
+from dcicnn.sources import (
+    FolderSource,
+    HFDataset,
+    HFSource,
+    ImageSource,
+    InMemorySource,
+    decode_hf_cell,
+    report_once,
+)
 
 __all__ = [
     "DEFAULT_VAL_PROTOCOLS",
@@ -38,6 +42,7 @@ __all__ = [
     "FolderSource",
     "HFDataset",
     "HFSource",
+    "ImageSource",
     "InMemorySource",
     "StreamingTrainPatches",
     "TrainPatches",
@@ -51,165 +56,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_VAL_PROTOCOLS = ("jpeg-q10", "jpeg-q30", "noise-s25", "blur-s2+jpeg-q30", "mixed-light", "mixed-heavy")
-_REPORTED: set[str] = set()
-
-
-def _report_once(key: str, message: str) -> None:
-    if key not in _REPORTED:
-        _REPORTED.add(key)
-        log.warning(message)
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Image sources.
-class ImageSource(Protocol):
-    """Indexable images: ``len``, ``load(i)`` -> uint8 ``(H, W, C)``, and a stable ``key(i)`` naming image i."""
-
-    def __len__(self) -> int: ...
-    def load(self, index: int) -> np.ndarray: ...
-    def key(self, index: int) -> str: ...
-
-
-class FolderSource:
-    """Images under one or more folders (recursive): jpg, jpeg, png, bmp, tif, tiff, webp, in sorted order.
-
-    Files whose header cannot be read (empty, truncated header, not an image) are reported once and skipped when the
-    source is built; a file that fails later, while decoding, is reported once and replaced by the next image.
-    Gray, palette, CMYK and 16-bit images are converted (see ``dcicnn.imageio.image_to_uint8``); alpha is dropped.
-    """
-
-    def __init__(self, roots: str | Path | Sequence[str | Path], channels: int = 3) -> None:
-        roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
-        self.channels = channels
-        self.roots = [Path(r).expanduser() for r in roots]
-        files: list[Path] = []
-        for root in self.roots:
-            if not root.is_dir():
-                raise FileNotFoundError(f"{root}: no such image folder")
-            files.extend(sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()))
-        self.files = [f for f in files if _readable_header(f)]
-        if not self.files:
-            raise ValueError(f"no readable images in {', '.join(map(str, self.roots))}")
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def key(self, index: int) -> str:
-        path = self.files[index]
-        root = next((r for r in self.roots if path.is_relative_to(r)), path.parent)
-        return path.relative_to(root).as_posix()
-
-    def load(self, index: int) -> np.ndarray:
-        for offset in range(len(self.files)):
-            path = self.files[(index + offset) % len(self.files)]
-            try:
-                return read_image(path, self.channels)
-            except OSError as err:
-                _report_once(str(path), f"skipping unreadable image: {err}")
-        raise OSError(f"no image under {self.roots} could be decoded")
-
-
-class InMemorySource:
-    """Another source's images decoded once and kept in memory.
-
-    Training draws many crops from each image; decoding a 481x321 JPEG for every 64x64 crop costs more than the crop's
-    degradation, and is what limits a GPU's loader workers. Built in the main process before the loader workers
-    start, the arrays are shared with them copy-on-write (BSDS500's 400 images: about 185 MB).
-    """
-
-    def __init__(self, source: ImageSource) -> None:
-        self.source = source
-        self.images = [source.load(i) for i in range(len(source))]
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def key(self, index: int) -> str:
-        return self.source.key(index)
-
-    def load(self, index: int) -> np.ndarray:
-        return self.images[index]
-
-
-def _readable_header(path: Path) -> bool:
-    try:
-        with Image.open(path) as image:
-            image.size  # noqa: B018 - opening parses the header
-        return True
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
-        _report_once(str(path), f"skipping unreadable image {path}: {' '.join(str(err).split())}")
-        return False
-
-
-@dataclass
-class HFDataset:
-    """A Hugging Face ``datasets`` source of images.
-
-    Attributes:
-        path: a Hub dataset id (``user/name``), or ``imagefolder`` with ``data_dir`` for a local folder.
-        split: the split to read.
-        image_column: the column that holds the images.
-        data_dir: local directory for ``imagefolder`` (or a sub-directory of a Hub dataset).
-        revision: Hub revision of the dataset.
-        streaming: stream instead of downloading (for sets too big for the disk); training only.
-    """
-
-    path: str
-    split: str = "train"
-    image_column: str = "image"
-    data_dir: str | None = None
-    revision: str | None = None
-    streaming: bool = False
-
-    def load(self) -> Any:
-        import datasets
-
-        kwargs: dict[str, Any] = {"split": self.split, "streaming": self.streaming}
-        if self.data_dir is not None:
-            kwargs["data_dir"] = str(Path(self.data_dir).expanduser()) if self.path == "imagefolder" else self.data_dir
-        if self.revision is not None:
-            kwargs["revision"] = self.revision
-        dataset = datasets.load_dataset(self.path, **kwargs)
-        if self.image_column not in (dataset.column_names or []):
-            raise ValueError(f"{self.path}: no column {self.image_column!r}; columns are {dataset.column_names}")
-        # Decode ourselves: cheap skipping in streams, and the same mode handling as for folders.
-        return dataset.cast_column(self.image_column, datasets.Image(decode=False))
-
-
-def _decode_hf(cell: dict[str, Any], channels: int) -> np.ndarray:
-    if cell.get("bytes") is not None:
-        with Image.open(io.BytesIO(cell["bytes"])) as image:
-            image.load()
-            return image_to_uint8(image, channels)
-    return read_image(cell["path"], channels)
-
-
-class HFSource:
-    """A map-style (downloaded) Hugging Face dataset as an ``ImageSource``."""
-
-    def __init__(self, spec: HFDataset, channels: int = 3) -> None:
-        if spec.streaming:
-            raise ValueError("HFSource needs a downloaded dataset; use StreamingTrainPatches for streaming")
-        self.spec = spec
-        self.channels = channels
-        self.dataset = spec.load()
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def key(self, index: int) -> str:
-        cell = self.dataset[index][self.spec.image_column]
-        name = cell.get("path")
-        return os.path.basename(name) if name else f"{self.spec.split}-{index:07d}"
-
-    def load(self, index: int) -> np.ndarray:
-        for offset in range(len(self.dataset)):
-            i = (index + offset) % len(self.dataset)
-            try:
-                return _decode_hf(self.dataset[i][self.spec.image_column], self.channels)
-            except (OSError, ValueError) as err:
-                _report_once(f"{self.spec.path}:{i}", f"skipping unreadable image {i} of {self.spec.path}: {err}")
-        raise OSError(f"no image of {self.spec.path} could be decoded")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -341,9 +187,9 @@ class StreamingTrainPatches(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for count, row in enumerate(self._stream()):
             try:
-                image = _decode_hf(row[self.spec.image_column], self.channels)
+                image = decode_hf_cell(row[self.spec.image_column], self.channels)
             except (OSError, ValueError) as err:
-                _report_once(f"{self.spec.path}:{count}", f"skipping unreadable streamed image: {err}")
+                report_once(f"{self.spec.path}:{count}", f"skipping unreadable streamed image: {err}")
                 continue
             for patch in range(self.patches_per_image):
                 yield self.make(image, _sample_seed(count * self.patches_per_image + patch))
@@ -355,7 +201,7 @@ class ValidationItem(NamedTuple):
     degraded: torch.Tensor
     clean: torch.Tensor
     protocol: int
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index, which nothing here calls
 
 
 class ValidationGroup(NamedTuple):
@@ -364,7 +210,7 @@ class ValidationGroup(NamedTuple):
     degraded: torch.Tensor
     clean: torch.Tensor
     protocol: torch.Tensor
-    index: torch.Tensor
+    index: torch.Tensor  # type: ignore[assignment]  # as in ValidationItem
 
 
 ValidationBatch = list[ValidationGroup]
@@ -522,7 +368,8 @@ class DegradationDataModule(L.LightningDataModule):
         if self.train_dataset is not None and self.train_dataset.streaming:
             if self.train_dirs:
                 raise ValueError("a streaming train_dataset cannot be combined with train_dirs")
-            rank, world = (self.trainer.global_rank, self.trainer.world_size) if self._has_trainer() else (0, 1)
+            trainer = self._attached_trainer()
+            rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
             return StreamingTrainPatches(
                 self.train_dataset,
                 self.patch_size,
@@ -556,11 +403,12 @@ class DegradationDataModule(L.LightningDataModule):
             raise ValueError("no training data: set train_dirs and/or train_dataset")
         return sets[0] if len(sets) == 1 else torch.utils.data.ConcatDataset(sets)
 
-    def _has_trainer(self) -> bool:
+    def _attached_trainer(self) -> L.Trainer | None:
+        """The trainer this data module is attached to, if any (``self.trainer`` raises when detached)."""
         try:
-            return self.trainer is not None
+            return self.trainer
         except RuntimeError:
-            return False
+            return None
 
     def protocol_name(self, index: int) -> str:
         """The name of a validation protocol index."""
@@ -570,8 +418,9 @@ class DegradationDataModule(L.LightningDataModule):
         if self.train_set is None:
             self.setup("fit")
         assert self.train_set is not None
-        if isinstance(self.train_set, StreamingTrainPatches) and self._has_trainer():
-            self.train_set.set_epoch(self.trainer.current_epoch)
+        trainer = self._attached_trainer()
+        if isinstance(self.train_set, StreamingTrainPatches) and trainer is not None:
+            self.train_set.set_epoch(trainer.current_epoch)
         return DataLoader(
             self.train_set,
             batch_size=self.batch_size,

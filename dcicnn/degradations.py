@@ -16,12 +16,13 @@ import io
 import math
 import random
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import albumentations as A
 import numpy as np
 from PIL import Image
-from scipy.ndimage import correlate1d
+
+if TYPE_CHECKING:  # albumentations is imported when a training pipeline is built, not for the protocols
+    import albumentations as A
 
 __all__ = [
     "PROTOCOLS",
@@ -107,6 +108,7 @@ class Degradation:
         Feed it float32: on uint8 images albumentations 2.0.8's ``GaussNoise`` comes out about 2% below the
         requested sigma. JPEG output is exactly ``k / 255``.
         """
+        import albumentations as A  # imported for training pipelines only (the protocols do not need it)
 
         def noise(low: float, high: float, p: float) -> A.GaussNoise:
             return A.GaussNoise(
@@ -164,6 +166,8 @@ class DegradationMix:
 
     def build(self) -> A.Compose:
         """An albumentations pipeline choosing one component per sample (``OneOf``, weighted) and applying it."""
+        import albumentations as A
+
         assert self.weights is not None
         choices = []
         for component, weight in zip(self.components, self.weights, strict=True):
@@ -270,6 +274,8 @@ def apply_protocol(protocol: str, image: np.ndarray, key: str) -> np.ndarray:
 def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     """Separable Gaussian blur with kernel size ``2 * ceil(3 sigma) + 1`` and edge-mirrored borders
     (``scipy.ndimage`` mode ``reflect``: ``d c b a | a b c d``), in float64."""
+    from scipy.ndimage import correlate1d  # 0.4 s to import: only where a protocol blurs
+
     radius = math.ceil(3 * sigma)
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     kernel = np.exp(-(x**2) / (2 * sigma**2))

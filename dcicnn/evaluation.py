@@ -21,9 +21,9 @@ import torch
 from PIL import Image, ImageDraw
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from dcicnn.data import FolderSource, ImageSource
 from dcicnn.degradations import PROTOCOLS, apply_protocol, gaussian_blur, protocol_target
 from dcicnn.imageio import save_image_atomic
+from dcicnn.sources import FolderSource, ImageSource
 
 __all__ = ["Evaluation", "Row", "classical_methods", "evaluate", "psnr", "psnr_y"]
 
@@ -74,6 +74,7 @@ def ssim(output: np.ndarray, clean: np.ndarray) -> float:
     value = structural_similarity_index_measure(
         tensor(output), tensor(clean), data_range=255.0, gaussian_kernel=True, sigma=1.5, kernel_size=11
     )
+    assert isinstance(value, torch.Tensor)  # one value: no full SSIM image was asked for
     return float(value)
 
 

@@ -51,6 +51,8 @@ def export_onnx(model: DCICNN, path: str | Path, opset: int = 18, verify: bool =
             dynamo=True,
             external_data=False,
         )
+        if program is None:  # torch returns None only when asked to write the file itself
+            raise RuntimeError("torch.onnx.export returned no program")
         program.save(str(tmp))
         if verify:
             verify_onnx(network, tmp)

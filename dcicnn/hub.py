@@ -28,6 +28,8 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import validate_repo_id
 
+from dcicnn.errors import WeightsMismatchError, WeightsNotFoundError
+
 if TYPE_CHECKING:
     from dcicnn.model import DCICNN
 
@@ -54,14 +56,6 @@ PAPER = (
     'R. Menassel, A. Gattal, F. Kerdoud, "Deblurring image compression algorithm using deep convolutional '
     'neural network", 2024'
 )
-
-
-class WeightsNotFoundError(FileNotFoundError):
-    """The directory, Hub repo, revision or weights file asked for does not exist (or is not reachable)."""
-
-
-class WeightsMismatchError(ValueError):
-    """The stored weights do not fit the architecture that ``config.json`` describes."""
 
 
 # --------------------------------------------------------------------------------------------------------------------

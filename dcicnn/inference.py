@@ -92,7 +92,7 @@ class _Runner:
         fused = model.fuse_batchnorm().to(device)
         self.channels_last = device.type in ("cpu", "cuda")
         if self.channels_last:
-            fused = fused.to(memory_format=torch.channels_last)
+            fused = fused.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub lacks it
         self.model: Any = torch.compile(fused) if compile else fused
         self.device = device
         self.dtype = dtype

@@ -251,7 +251,7 @@ class DCICNN(
         return model
 
     @classmethod
-    def _from_pretrained(  # type: ignore[override]
+    def _from_pretrained(
         cls,
         *,
         model_id: str,
@@ -274,7 +274,7 @@ class DCICNN(
                 local_files_only=local_files_only,
                 token=token,
             )
-        known = {k: v for k, v in config.items() if k in cls._hub_mixin_init_parameters}
+        known = {k: v for k, v in (config or {}).items() if k in cls._hub_mixin_init_parameters}
         model = cls(**{**known, **model_kwargs})
         weights = hub.fetch_weights(
             model_id,
@@ -300,7 +300,7 @@ class DCICNN(
         """Render the model card from ``model_cards/`` (keyword arguments: see ``dcicnn.hub.render_model_card``)."""
         return hub.render_model_card(self, **kwargs)
 
-    def save_pretrained(  # type: ignore[override]
+    def save_pretrained(
         self,
         save_directory: str | Path,
         *,

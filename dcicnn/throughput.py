@@ -93,7 +93,8 @@ class TrainingThroughput(L.Callback):
                 utilisation = _gpu_utilisation(pl_module.device)
                 if utilisation is not None:
                     self.gpu_samples.append(utilisation)
-            if self._seen % max(1, trainer.log_every_n_steps) == 0:
+            # set by the Trainer at run time (not a declared attribute)
+            if self._seen % max(1, int(getattr(trainer, "log_every_n_steps", 50))) == 0:
                 self._log_window(pl_module)
         self._last_end = time.perf_counter()
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import lightning as L
 import numpy as np
@@ -26,6 +27,7 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 from dcicnn import hub
 from dcicnn.data import DEFAULT_VAL_PROTOCOLS, ValidationBatch
 from dcicnn.degradations import PROTOCOLS
+from dcicnn.errors import TrainingDivergedError
 from dcicnn.imageio import save_image_atomic, to_image
 from dcicnn.model import DCICNN
 
@@ -37,16 +39,16 @@ Loss = Literal["mse", "l1", "charbonnier"]
 Schedule = Literal["constant", "cosine"]
 
 
-class TrainingDivergedError(FloatingPointError):
-    """The training loss became NaN or infinite; training stopped before the weights were updated with it."""
-
-
 def charbonnier(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     """Charbonnier loss ``mean(sqrt((x - y)^2 + eps^2))``: L1 that is smooth at zero."""
     return torch.sqrt((prediction - target).pow(2) + eps * eps).mean()
 
 
-LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "charbonnier": charbonnier}
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "mse": F.mse_loss,
+    "l1": F.l1_loss,
+    "charbonnier": charbonnier,
+}
 
 
 def quantise(images: torch.Tensor) -> torch.Tensor:
@@ -110,7 +112,7 @@ class RestorationModule(L.LightningModule):
         if unknown:
             raise ValueError(f"unknown validation protocols {unknown}; known: {', '.join(PROTOCOLS)}")
         self.save_hyperparameters(ignore=["network"])
-        self.hparams["network"] = dict(self.network._hub_mixin_config or {})
+        self.hparams["network"] = dict(cast(dict[str, Any], self.network._hub_mixin_config or {}))
         self.loss_fn = LOSSES[loss]
         self.val_metrics = nn.ModuleDict({p: self._metrics() for p in self.val_protocols})
         self.input_psnr = nn.ModuleDict({p: self._psnr() for p in self.val_protocols})
@@ -132,6 +134,12 @@ class RestorationModule(L.LightningModule):
             }
         )
 
+    def _metrics_of(self, protocol: str) -> MetricCollection:
+        return cast(MetricCollection, self.val_metrics[protocol])
+
+    def _input_psnr_of(self, protocol: str) -> PeakSignalNoiseRatio:
+        return cast(PeakSignalNoiseRatio, self.input_psnr[protocol])
+
     # ------------------------------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.hparams["channels_last"]:
@@ -140,7 +148,7 @@ class RestorationModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         if self.hparams["channels_last"]:
-            self.network.to(memory_format=torch.channels_last)
+            self.network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub lacks it
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if datamodule is not None:
             channels = getattr(datamodule, "channels", self.network.in_channels)
@@ -190,9 +198,9 @@ class RestorationModule(L.LightningModule):
             for index in group.protocol.unique().tolist():
                 mask = group.protocol == index
                 protocol = self.val_protocols[index]
-                self.val_metrics[protocol].update(restored[mask], group.clean[mask])
+                self._metrics_of(protocol).update(restored[mask], group.clean[mask])
                 # the input as given (unclipped for noise-*), the baseline a restorer must beat
-                self.input_psnr[protocol].update(group.degraded[mask].float().contiguous(), group.clean[mask])
+                self._input_psnr_of(protocol).update(group.degraded[mask].float().contiguous(), group.clean[mask])
             if batch_idx == 0 and self.hparams["log_images"]:
                 self._log_images(group.degraded, restored, group.clean, group.protocol)
 
@@ -200,13 +208,13 @@ class RestorationModule(L.LightningModule):
         means: list[torch.Tensor] = []
         for protocol in self.val_protocols:
             # A shortened loop (sanity check, limit_val_batches) may not reach every protocol.
-            seen = self.input_psnr[protocol].update_count > 0
+            seen = self._input_psnr_of(protocol).update_count > 0
             if not self.trainer.strategy.reduce_boolean_decision(seen, all=False):
                 continue
-            values = self.val_metrics[protocol].compute()  # torchmetrics syncs the states across ranks
-            input_psnr = self.input_psnr[protocol].compute()
-            self.val_metrics[protocol].reset()
-            self.input_psnr[protocol].reset()
+            values = self._metrics_of(protocol).compute()  # torchmetrics syncs the states across ranks
+            input_psnr = self._input_psnr_of(protocol).compute()
+            self._metrics_of(protocol).reset()
+            self._input_psnr_of(protocol).reset()
             for name, value in values.items():
                 self.log(f"val/{protocol}/{name}", value, sync_dist=True)
             self.log(f"val/{protocol}/psnr_input", input_psnr, sync_dist=True)
@@ -289,7 +297,8 @@ class RestorationModule(L.LightningModule):
 
 def _timer(trainer: L.Trainer) -> Timer | None:
     """The trainer's ``Timer`` callback when it enforces a time limit (``max_time``)."""
-    return next((c for c in trainer.callbacks if isinstance(c, Timer) and c.time_remaining() is not None), None)
+    callbacks = getattr(trainer, "callbacks", [])  # set by the Trainer at run time (not a declared attribute)
+    return next((c for c in callbacks if isinstance(c, Timer) and c.time_remaining() is not None), None)
 
 
 def _triplet(degraded: torch.Tensor, restored: torch.Tensor, clean: torch.Tensor) -> np.ndarray:
@@ -341,10 +350,10 @@ class HubExport(L.Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not isinstance(pl_module, RestorationModule):
             return
-        value = trainer.callback_metrics.get(self.monitor)
-        if value is None:
+        metric = trainer.callback_metrics.get(self.monitor)
+        if metric is None:
             return
-        value = float(value)
+        value = float(metric)
         better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
         if not better or not math.isfinite(value):
             return
@@ -386,8 +395,10 @@ class RestoredImageWriter(BasePredictionWriter):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        loader = trainer.predict_dataloaders
-        dataset = (loader[dataloader_idx] if isinstance(loader, list) else loader).dataset
+        loaders = trainer.predict_dataloaders
+        loader = loaders[dataloader_idx] if isinstance(loaders, list) else loaders
+        assert loader is not None  # called by Lightning's predict loop, which has its loaders
+        dataset = loader.dataset
         root = Path(self.output_dir) if self.output_dir else Path(trainer.default_root_dir) / "predictions"
         for restored, indices in prediction:
             for image, index in zip(restored, indices.tolist(), strict=True):

@@ -69,3 +69,40 @@ def test_help_lists_the_commands() -> None:
     text = build_parser().format_help()
     for command in ("demo", "push", "download"):
         assert command in text
+
+
+HEAVY = ("lightning", "albumentations", "torchmetrics")
+
+
+@pytest.mark.parametrize(
+    ("code", "forbidden"),
+    [
+        ("import dcicnn", (*HEAVY, "torch")),
+        ("from dcicnn import DCICNN; DCICNN.from_pretrained()", HEAVY),
+        ("from dcicnn import __version__, WeightsNotFoundError, TrainingDivergedError", (*HEAVY, "torch")),
+        (
+            "import sys; sys.argv = ['dcicnn', '--help']\ntry:\n from dcicnn_cli.main import main; main()\n"
+            "except SystemExit: pass",
+            (*HEAVY, "torch"),
+        ),
+        (
+            "from dcicnn_cli.main import main\ntry: main(['restore', '--help'])\nexcept SystemExit: pass",
+            (*HEAVY, "torch"),
+        ),
+    ],
+)
+def test_light_imports(code: str, forbidden: tuple[str, ...]) -> None:
+    """Start-up: the library and the non-training commands never load the training stack (torch only to restore)."""
+    check = f"{code}\nimport sys\nprint(sorted(m for m in {forbidden!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
+
+
+def test_public_names_resolve_lazily() -> None:
+    import dcicnn
+
+    assert set(dcicnn.__all__) == {*dcicnn._EXPORTS, "__version__"}
+    for name in dcicnn.__all__:
+        assert getattr(dcicnn, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        dcicnn.nope  # noqa: B018
