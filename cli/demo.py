@@ -5,16 +5,14 @@ from __future__ import annotations
 import argparse
 import importlib.resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from dcicnn.degradations import jpeg
 from dcicnn.imageio import image_to_uint8, save_image_atomic
-
-if TYPE_CHECKING:  # torch is imported to restore, not for `--help`
-    from dcicnn.model import DCICNN
+from dcicnn_cli.restore import load_model_source
 
 SAMPLE = "sample.png"
 
@@ -44,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     ):
         clean = sample.convert("RGB")
     degraded = Image.fromarray(jpeg(image_to_uint8(clean), args.quality))
-    model, label = _load_model(args.model)
+    model = load_model_source(args.model, None)
+    label = args.model or "bundled default weights (dcicnn/pretrained/default)"
     restored = model.restore(degraded)
 
     args.output.mkdir(parents=True, exist_ok=True)
@@ -68,14 +67,6 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"wrote {args.output / 'comparison.png'} (degraded | restored | clean) and the three images beside it")
     return 0
-
-
-def _load_model(source: str | None) -> tuple[DCICNN, str]:
-    from dcicnn.model import DCICNN
-
-    if source is not None:
-        return DCICNN.from_pretrained(source), source
-    return DCICNN.from_pretrained(), "bundled default weights (dcicnn/pretrained/default)"
 
 
 def _side_by_side(panels: list[tuple[Image.Image, str]], gap: int = 8, caption: int = 22) -> Image.Image:

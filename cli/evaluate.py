@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
-from dcicnn.degradations import PROTOCOLS
+from dcicnn.degradations import PROTOCOLS, check_protocols
 from dcicnn.sources import FolderSource, HFDataset, HFSource, ImageSource
 from dcicnn_cli.restore import load_model_source
 
@@ -76,10 +76,7 @@ def _method(model: DCICNN, dtype: str, device: str | None, ensemble: bool = Fals
 def run(args: argparse.Namespace) -> int:
     from dcicnn.evaluation import evaluate
 
-    protocols = args.protocol or [p for p in PROTOCOLS if not p.startswith("paper-")]
-    unknown = [p for p in protocols if p not in PROTOCOLS]
-    if unknown:
-        raise ValueError(f"unknown protocols {unknown}; known: {', '.join(PROTOCOLS)}")
+    protocols = check_protocols(args.protocol or [p for p in PROTOCOLS if not p.startswith("paper-")])
     source, name = _source(args)
     methods: dict[str, Method] = {}
     for model_id in args.model or [None]:

@@ -57,7 +57,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--ensemble",
         action="store_true",
-        help="average over the 8 flips and rotations of each image (8x slower; 0.02-0.14 dB better, see README)",
+        help="average over the 8 flips and rotations of each image (8x slower, a little better; see README)",
     )
     parser.set_defaults(run=run)
 

@@ -19,10 +19,10 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from dcicnn.degradations import (
-    PROTOCOLS,
     Degradation,
     DegradationMix,
     apply_protocol,
+    check_protocols,
     protocol_target,
     seed_pipeline,
 )
@@ -224,9 +224,7 @@ class ValidationPairs(Dataset[ValidationItem]):
     """
 
     def __init__(self, source: ImageSource, protocols: Sequence[str], crop: int | None = 256) -> None:
-        unknown = [p for p in protocols if p not in PROTOCOLS]
-        if unknown:
-            raise ValueError(f"unknown protocols {unknown}; known: {', '.join(PROTOCOLS)}")
+        check_protocols(protocols)
         if not protocols:
             raise ValueError("at least one validation protocol is needed")
         self.source = source
@@ -344,7 +342,7 @@ class DegradationDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.patches_per_image = patches_per_image
         self.degradation = degradation or Degradation()
-        self.val_protocols = list(val_protocols or DEFAULT_VAL_PROTOCOLS)
+        self.val_protocols = check_protocols(val_protocols or DEFAULT_VAL_PROTOCOLS)
         self.channels = channels
         self.cache_images = cache_images
         self.persistent_workers = persistent_workers and num_workers > 0

@@ -15,6 +15,7 @@ import hashlib
 import io
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -29,6 +30,7 @@ __all__ = [
     "Degradation",
     "DegradationMix",
     "apply_protocol",
+    "check_protocols",
     "protocol_target",
     "protocol_rng",
 ]
@@ -304,6 +306,14 @@ def _paper_resize(image: np.ndarray, size: int) -> np.ndarray:
     pil = Image.fromarray(crop[:, :, 0] if squeeze else crop)
     out = np.asarray(pil.resize((size, size), Image.Resampling.BICUBIC))
     return out[:, :, None] if squeeze else out
+
+
+def check_protocols(protocols: Sequence[str]) -> list[str]:
+    """``protocols`` as a list, or one ``ValueError`` naming every unknown name and the known ones."""
+    unknown = [p for p in protocols if p not in PROTOCOLS]
+    if unknown:
+        raise ValueError(f"unknown protocols {unknown}; known: {', '.join(PROTOCOLS)}")
+    return list(protocols)
 
 
 def _lookup(protocol: str) -> _Protocol:

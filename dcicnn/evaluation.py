@@ -21,8 +21,8 @@ import torch
 from PIL import Image, ImageDraw
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from dcicnn.degradations import PROTOCOLS, apply_protocol, gaussian_blur, protocol_target
-from dcicnn.imageio import save_image_atomic
+from dcicnn.degradations import PROTOCOLS, apply_protocol, check_protocols, gaussian_blur, protocol_target
+from dcicnn.imageio import levels, save_image_atomic
 from dcicnn.sources import FolderSource, ImageSource
 
 __all__ = ["Evaluation", "Row", "classical_methods", "evaluate", "psnr", "psnr_y"]
@@ -115,7 +115,7 @@ def non_local_means(image: np.ndarray, sigma: float) -> np.ndarray:
     """OpenCV's non-local means (colour), with its strength set from the known noise sigma (0..255 scale)."""
     import cv2
 
-    uint8 = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+    uint8 = levels(image).astype(np.uint8)
     h = 0.8 * sigma  # OpenCV's filter strength; about 0.8 sigma is the usual choice for Gaussian noise
     if uint8.ndim == 3 and uint8.shape[2] == 3:
         out = cv2.fastNlMeansDenoisingColored(uint8, None, h, h, 7, 21)
@@ -268,9 +268,7 @@ def evaluate(
             a 2x zoom of the centre), for the first image.
         progress: called with 1 after each (protocol, image).
     """
-    unknown = [p for p in protocols if p not in PROTOCOLS]
-    if unknown:
-        raise ValueError(f"unknown protocols {unknown}; known: {', '.join(PROTOCOLS)}")
+    check_protocols(protocols)
     if not isinstance(source, (str, Path)):
         name = dataset or "images"
     else:
@@ -286,10 +284,10 @@ def evaluate(
             degraded = apply_protocol(protocol, image, key=key)
             outputs = {"input": degraded * 255.0}
             for method_name, method in methods.items():
-                outputs[method_name] = _quantise(method(degraded, protocol))
+                outputs[method_name] = levels(method(degraded, protocol))
             for method_name, (method, applies) in extra.items():
                 if applies(protocol):
-                    outputs[method_name] = _quantise(method(degraded, protocol))
+                    outputs[method_name] = levels(method(degraded, protocol))
             for method_name, output in outputs.items():
                 rows.append(score(protocol, key, method_name, output.reshape(clean.shape), clean.astype(np.float64)))
             if grid is not None and index == 0:
@@ -299,17 +297,9 @@ def evaluate(
     return Evaluation(rows, name)
 
 
-def _quantise(image: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(np.asarray(image, np.float64) * 255.0), 0, 255)
-
-
 def _save_grid(path: Path, degraded: np.ndarray, outputs: dict[str, np.ndarray], clean: np.ndarray) -> None:
     """degraded | methods... | clean, each as the full image above a 2x zoom of its centre."""
-    panels = (
-        [("input", np.clip(np.rint(degraded * 255.0), 0, 255))]
-        + [(k, v) for k, v in outputs.items() if k != "input"]
-        + [("clean", clean)]
-    )
+    panels = [("input", levels(degraded))] + [(k, v) for k, v in outputs.items() if k != "input"] + [("clean", clean)]
     tiles = []
     for label, array in panels:
         image = Image.fromarray(np.asarray(array, np.uint8).reshape(clean.shape).squeeze())

@@ -54,10 +54,16 @@ def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
         image.close()
 
 
+def levels(image: np.ndarray) -> np.ndarray:
+    """The 0..255 levels an 8-bit file would hold for a float image on the 0..1 scale: scaled, rounded, clipped
+    (float64, so scores computed on it are exact)."""
+    return np.clip(np.rint(np.asarray(image, dtype=np.float64) * 255.0), 0, 255)
+
+
 def to_image(array: np.ndarray) -> Image.Image:
     """PIL image of an ``(H, W, C)`` or ``(H, W)`` array on the 0..1 float or 0..255 uint8 scale."""
     if array.dtype != np.uint8:
-        array = np.clip(np.rint(np.asarray(array, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+        array = levels(array).astype(np.uint8)
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     return Image.fromarray(array)

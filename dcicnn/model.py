@@ -163,7 +163,7 @@ class DCICNN(
                 ``"fp16"`` or a ``torch.dtype``.
             compile: ``torch.compile`` the inference network (slow first call, faster after).
             ensemble: average the outputs for the 8 flips and 90-degree rotations of the image (geometric
-                self-ensemble): 8 times the work for 0.02-0.14 dB with the bundled weights (measured in the README).
+                self-ensemble): 8 times the work for a small gain (the README's Results measure it).
         """
         return restore(
             self,

@@ -26,12 +26,12 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 
 from dcicnn import hub
 from dcicnn.data import DEFAULT_VAL_PROTOCOLS, ValidationBatch
-from dcicnn.degradations import PROTOCOLS
+from dcicnn.degradations import check_protocols
 from dcicnn.errors import TrainingDivergedError
 from dcicnn.imageio import save_image_atomic, to_image
 from dcicnn.model import DCICNN
 
-__all__ = ["HubExport", "RestorationModule", "RestoredImageWriter", "TrainingDivergedError"]
+__all__ = ["HubExport", "RestorationModule", "RestoredImageWriter", "TrainingDivergedError", "metric_name"]
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +107,7 @@ class RestorationModule(L.LightningModule):
             raise ValueError(f"lr must be a positive number, got {lr}")
         if schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
-        self.val_protocols = list(val_protocols or DEFAULT_VAL_PROTOCOLS)
-        unknown = [p for p in self.val_protocols if p not in PROTOCOLS]
-        if unknown:
-            raise ValueError(f"unknown validation protocols {unknown}; known: {', '.join(PROTOCOLS)}")
+        self.val_protocols = check_protocols(val_protocols or DEFAULT_VAL_PROTOCOLS)
         self.save_hyperparameters(ignore=["network"])
         self.hparams["network"] = dict(cast(dict[str, Any], self.network._hub_mixin_config or {}))
         self.loss_fn = LOSSES[loss]
@@ -205,6 +202,10 @@ class RestorationModule(L.LightningModule):
                 self._log_images(group.degraded, restored, group.clean, group.protocol)
 
     def on_validation_epoch_end(self) -> None:
+        self._log_protocol_metrics("val")
+
+    def _log_protocol_metrics(self, stage: str) -> None:
+        """Compute, log under ``<stage>/<protocol>/<metric>`` and reset the per-protocol metrics of an epoch."""
         means: list[torch.Tensor] = []
         for protocol in self.val_protocols:
             # A shortened loop (sanity check, limit_val_batches) may not reach every protocol.
@@ -216,21 +217,21 @@ class RestorationModule(L.LightningModule):
             self._metrics_of(protocol).reset()
             self._input_psnr_of(protocol).reset()
             for name, value in values.items():
-                self.log(f"val/{protocol}/{name}", value, sync_dist=True)
-            self.log(f"val/{protocol}/psnr_input", input_psnr, sync_dist=True)
-            self.log(f"val/{protocol}/psnr_gain", values["psnr"] - input_psnr, sync_dist=True)
+                self.log(metric_name(protocol, name, stage), value, sync_dist=True)
+            self.log(metric_name(protocol, "psnr_input", stage), input_psnr, sync_dist=True)
+            self.log(metric_name(protocol, "psnr_gain", stage), values["psnr"] - input_psnr, sync_dist=True)
             means.append(values["psnr"])
-            if not self.trainer.sanity_checking:
+            if stage == "val" and not self.trainer.sanity_checking:
                 self.best[protocol] = max(self.best.get(protocol, -math.inf), float(values["psnr"]))
-                self.log(f"best/val/{protocol}/psnr", self.best[protocol], sync_dist=True)
+                self.log(f"best/{metric_name(protocol, 'psnr')}", self.best[protocol], sync_dist=True)
         if means:
-            self.log("val/psnr", torch.stack(means).mean(), prog_bar=True, sync_dist=True)
+            self.log(f"{stage}/psnr", torch.stack(means).mean(), prog_bar=True, sync_dist=True)
 
     def test_step(self, batch: ValidationBatch, batch_idx: int) -> None:
         self.validation_step(batch, batch_idx)
 
     def on_test_epoch_end(self) -> None:
-        self.on_validation_epoch_end()
+        self._log_protocol_metrics("test")
 
     def predict_step(self, batch: ValidationBatch, batch_idx: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Restored images (8-bit levels) with their dataset indices, one pair per group of the batch."""
@@ -287,12 +288,17 @@ class RestorationModule(L.LightningModule):
         """The last validation metrics as ``EvalResult`` rows for a model card."""
         metrics = self.trainer.callback_metrics
         return [
-            hub.protocol_result(dataset_type, dataset_name, protocol, key, float(metrics[f"val/{protocol}/{key}"]))
+            hub.protocol_result(dataset_type, dataset_name, protocol, key, float(metrics[metric_name(protocol, key)]))
             for protocol in self.val_protocols
             for key in hub.METRIC_LABELS
             # the `clean` protocol's input PSNR is infinite: not a number a model card can carry
-            if f"val/{protocol}/{key}" in metrics and math.isfinite(float(metrics[f"val/{protocol}/{key}"]))
+            if metric_name(protocol, key) in metrics and math.isfinite(float(metrics[metric_name(protocol, key)]))
         ]
+
+
+def metric_name(protocol: str, key: str, stage: str = "val") -> str:
+    """The logged name of a per-protocol metric: ``val/jpeg-q10/psnr`` (``test/...`` in ``dcicnn test``)."""
+    return f"{stage}/{protocol}/{key}"
 
 
 def _timer(trainer: L.Trainer) -> Timer | None:

@@ -1,4 +1,5 @@
-"""Callbacks the training tests load into `dcicnn fit` subprocesses (``--trainer.callbacks+=tests.helpers...``)."""
+"""Test helpers: the model variants every model-level test runs over, and the callbacks the training tests load into
+`dcicnn fit` subprocesses (``--trainer.callbacks+=tests.helpers...``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,38 @@ from typing import Any
 
 import lightning as L
 import torch
+from torch import nn
+
+from dcicnn import DCICNN
+
+#: Every network configuration the package supports, for tests to parametrise over (spandrel/timm style). A new
+#: network option gets a row here, and with it the round-trip, fusion and tiling tests.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},  # residual, BatchNorm: the paper's layers with DnCNN's residual output
+    "paper": {"residual": False},  # the paper's direct mapping
+    "no-batchnorm": {"batch_norm": False},  # the bundled default's configuration
+    "dilated": {"dilation": [1, 2, 3, 2, 1]},
+    "gray": {"in_channels": 1},
+}
+
+
+def variant(name: str, width: int = 8, depth: int = 5, seed: int = 0) -> DCICNN:
+    """A small network of one of ``VARIANTS`` with random weights and non-trivial BatchNorm statistics, in eval mode."""
+    torch.manual_seed(seed)
+    return randomise_batchnorm(DCICNN(width=width, depth=depth, **VARIANTS[name]), seed)
+
+
+def randomise_batchnorm(model: DCICNN, seed: int = 0) -> DCICNN:
+    """Give every BatchNorm non-trivial affine parameters and running statistics."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+    return model.eval()
 
 
 def optimizer_digest(state_dict: dict[str, Any]) -> str:

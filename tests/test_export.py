@@ -12,7 +12,7 @@ import torch
 from dcicnn import DCICNN
 from dcicnn.export import export_onnx, export_torchscript
 from dcicnn_cli.main import main
-from tests.test_model import randomise_batchnorm
+from tests.helpers import VARIANTS, randomise_batchnorm, variant
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::torch.jit.TracerWarning"
@@ -24,9 +24,10 @@ def trained_like(in_channels: int = 3) -> DCICNN:
     return randomise_batchnorm(DCICNN(in_channels=in_channels, width=8, depth=4))
 
 
-@pytest.mark.parametrize("in_channels", [1, 3])
-def test_onnx_has_dynamic_shapes_and_matches_pytorch(tmp_path: Path, in_channels: int) -> None:
-    model = trained_like(in_channels)
+@pytest.mark.parametrize("name", VARIANTS)
+def test_onnx_has_dynamic_shapes_and_matches_pytorch(tmp_path: Path, name: str) -> None:
+    model = variant(name)
+    in_channels = model.in_channels
     path = export_onnx(model, tmp_path / "model.onnx")
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for shape in [(1, in_channels, 31, 17), (3, in_channels, 128, 96)]:

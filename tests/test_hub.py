@@ -13,8 +13,8 @@ from huggingface_hub import HfApi, ModelCard, hf_hub_download
 
 from dcicnn import DCICNN, WeightsNotFoundError
 from dcicnn.hub import download_model, push_model
+from tests.helpers import randomise_batchnorm
 from tests.hub_server import FakeHub
-from tests.test_model import randomise_batchnorm
 
 
 def make_model(seed: int, **kwargs: object) -> DCICNN:

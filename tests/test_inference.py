@@ -13,16 +13,15 @@ from PIL import Image, ImageCms
 
 from dcicnn import DCICNN
 from dcicnn.inference import plan_tiles, resolve_device_dtype
-from tests.test_model import randomise_batchnorm
+from tests.helpers import variant
 
 
-def model(in_channels: int = 3, depth: int = 4, seed: int = 0, dilation: list[int] | None = None) -> DCICNN:
-    torch.manual_seed(seed)
-    return randomise_batchnorm(DCICNN(in_channels=in_channels, width=8, depth=depth, dilation=dilation), seed)
+def model(in_channels: int = 3, seed: int = 0) -> DCICNN:
+    return variant("gray" if in_channels == 1 else "default", depth=4, seed=seed)
 
 
 MODEL = model()
-DILATED = model(dilation=[1, 3, 2, 1])
+DILATED = variant("dilated")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
 from dcicnn import DCICNN
+from tests.helpers import VARIANTS, variant
 
 
 def count(model: nn.Module, kind: type[nn.Module]) -> int:
     return sum(isinstance(m, kind) for m in model.modules())
-
-
-def randomise_batchnorm(model: DCICNN, seed: int = 0) -> DCICNN:
-    """Give every BatchNorm non-trivial affine parameters and running statistics."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-    return model.eval()
 
 
 def test_paper_layer_counts() -> None:
@@ -114,22 +104,38 @@ def test_receptive_field_is_what_the_model_reports(depth: int, dilation: list[in
     assert model.receptive_radius == (expected - 1) // 2
 
 
-@pytest.mark.parametrize("residual", [True, False])
-@pytest.mark.parametrize("in_channels", [1, 3])
-@pytest.mark.parametrize("dilation", [None, [1, 2, 3, 4, 4, 3, 2, 1]])
-def test_fused_equals_unfused(residual: bool, in_channels: int, dilation: list[int] | None) -> None:
-    torch.manual_seed(0)
-    model = randomise_batchnorm(
-        DCICNN(in_channels=in_channels, width=16, depth=8, residual=residual, dilation=dilation)
-    )
+@pytest.mark.parametrize("name", VARIANTS)
+def test_fused_equals_unfused(name: str) -> None:
+    model = variant(name, width=16, depth=8 if name != "dilated" else 5)
+    batchnorms = count(model, nn.BatchNorm2d)
     fused = model.fuse_batchnorm()
-    assert count(fused, nn.BatchNorm2d) == 0 and count(fused, nn.Conv2d) == 8
-    assert not fused.training and fused.batch_norm is False and fused.residual is residual
-    assert fused.dilation == dilation
-    x = torch.rand(2, in_channels, 31, 45)
+    assert count(fused, nn.BatchNorm2d) == 0 and count(fused, nn.Conv2d) == model.depth
+    assert not fused.training and fused.batch_norm is False and fused.residual is model.residual
+    assert fused.dilation == model.dilation
+    x = torch.rand(2, model.in_channels, 31, 45)
     with torch.no_grad():
         torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=0)
-    assert model.training is False and count(model, nn.BatchNorm2d) == 7  # the original is untouched
+    assert model.training is False and count(model, nn.BatchNorm2d) == batchnorms  # the original is untouched
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_every_variant_round_trips_through_save_and_load(name: str, tmp_path: Path) -> None:
+    model = variant(name)
+    model.save_pretrained(tmp_path / name)
+    loaded = DCICNN.from_pretrained(tmp_path / name)
+    assert loaded._hub_mixin_config == model._hub_mixin_config
+    x = torch.rand(1, model.in_channels, 23, 19)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(x), model(x), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_every_variant_restores_tiled_as_whole(name: str) -> None:
+    model = variant(name)
+    image = torch.rand(model.in_channels, 45, 38, generator=torch.Generator().manual_seed(1))
+    whole = model.restore(image, tile=64, dtype="fp32")
+    tiled = model.restore(image, tile=20, batch_size=3, dtype="fp32")
+    torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=0)
 
 
 def test_fusing_a_batchnorm_free_model_is_a_copy() -> None:

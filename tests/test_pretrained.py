@@ -11,7 +11,7 @@ from huggingface_hub import EvalResult, ModelCard
 from safetensors.torch import save_file
 
 from dcicnn import DCICNN, WeightsMismatchError, WeightsNotFoundError, hub
-from tests.test_model import randomise_batchnorm
+from tests.helpers import randomise_batchnorm
 
 
 def saved(tmp_path: Path, **kwargs: object) -> tuple[DCICNN, Path]:
@@ -210,3 +210,31 @@ def test_save_replaces_a_stale_card(tmp_path: Path) -> None:
     (tmp_path / "m" / "README.md").write_text("stale card of other weights")
     DCICNN(width=8, depth=3).save_pretrained(tmp_path / "m")
     assert "stale" not in (tmp_path / "m" / "README.md").read_text()
+
+
+GOLDEN = Path(__file__).parent / "golden" / "default-sample-jpeg-q20.png"
+
+
+def test_bundled_weights_reproduce_their_golden_output() -> None:
+    """A regression test of the shipped weights and the inference path: the bundled default restores a JPEG q20
+    crop of the sample photo to the stored result, within one level per pixel (fp32; BLAS kernels differ slightly
+    between CPUs). After deliberately changing the weights, regenerate: DCICNN_UPDATE_GOLDEN=1 pytest -k golden."""
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    from dcicnn.degradations import jpeg
+
+    with Image.open(Path(hub.__file__).parent / "assets" / "sample.png") as sample:
+        clean = np.asarray(sample.convert("RGB"))[:128, :160]
+    degraded = jpeg(clean, 20)
+    restored = np.asarray(DCICNN.from_pretrained().restore(Image.fromarray(degraded), dtype="fp32"))
+    if os.environ.get("DCICNN_UPDATE_GOLDEN"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        Image.fromarray(restored).save(GOLDEN)
+    with Image.open(GOLDEN) as golden:
+        expected = np.asarray(golden)
+    difference = np.abs(restored.astype(int) - expected.astype(int))
+    assert restored.shape == expected.shape and difference.max() <= 1 and (difference > 0).mean() < 0.01
+    assert not np.array_equal(restored, degraded)  # the model does something

@@ -48,7 +48,7 @@ def test_module_wraps_a_network_and_checks_arguments() -> None:
         RestorationModule(loss="huber")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="lr must be a positive"):
         RestorationModule(lr=0.0)
-    with pytest.raises(ValueError, match="unknown validation protocols"):
+    with pytest.raises(ValueError, match="unknown protocols"):
         RestorationModule(val_protocols=["jpeg-q11"])
 
 
@@ -115,6 +115,25 @@ def test_cosine_schedule_runs_over_max_time_without_max_steps(monkeypatch: pytes
     config["optimizer"].step()
     config["lr_scheduler"]["scheduler"].step()
     assert math.isclose(config["lr_scheduler"]["scheduler"].get_last_lr()[0], 1e-3)
+
+
+def test_test_stage_logs_under_test(tmp_path: Path) -> None:
+    assets = [str(REPO_ROOT / "dcicnn" / "assets")]
+    protocols = ["jpeg-q10", "clean"]
+    dm = DegradationDataModule(train_dirs=assets, val_dirs=assets, val_crop=32, num_workers=0, val_protocols=protocols)
+    module = RestorationModule(DCICNN(width=4, depth=2), val_protocols=protocols, log_images=0)
+    trainer = L.Trainer(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.test(module, datamodule=dm)
+    keys = set(trainer.callback_metrics)
+    assert {"test/jpeg-q10/psnr", "test/clean/psnr", "test/psnr"} <= keys
+    assert not any(k.startswith(("val/", "best/")) for k in keys), keys
+    assert module.best == {}  # testing never moves the best validation scores
 
 
 def test_triplet_is_uint8() -> None:
