@@ -20,21 +20,28 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from PIL import Image
 from torch import nn
 
 from dcicnn import DCICNN, Degradation, DegradationMix, apply_protocol
-from dcicnn.data import FolderSource, TrainPatches
+from dcicnn.data import TrainPatches
 from dcicnn.evaluation import psnr
+from dcicnn.sources import FolderSource
 from dcicnn.training import LOSSES
 
 PROTOCOLS = ["jpeg-q10", "noise-s25", "blur-s2+jpeg-q30", "mixed-heavy", "mixed-light"]
 TRAIN = ["../shared/data/bsds500/train", "../shared/data/bsds500/test"]
 
 
+def blind_mix() -> Degradation | DegradationMix:
+    """The degradation of configs/blind.yaml, built by the same LightningCLI `dcicnn fit` uses."""
+    from dcicnn_cli.train import build
+
+    cli = build(["--config", "configs/default.yaml", "--config", "configs/blind.yaml"], run=False)
+    return cli.datamodule.degradation
+
+
 def mixes() -> dict[str, Degradation | DegradationMix]:
-    spec = yaml.safe_load(Path("configs/blind.yaml").read_text())["data"]["degradation"]["init_args"]
     return {
         # the blind mix of the interim weights (one distribution, every stage drawn independently)
         "independent": Degradation(
@@ -45,7 +52,7 @@ def mixes() -> dict[str, Degradation | DegradationMix]:
             jpeg_prob=0.7,
             jpeg_quality=(10, 90),
         ),
-        "mixture": DegradationMix([Degradation(**c) for c in spec["components"]], spec["weights"]),
+        "mixture": blind_mix(),
     }
 
 

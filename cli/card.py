@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from dcicnn.errors import InvalidArgumentError
+
 
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser(
@@ -38,7 +40,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dcicnn import hub
+    from dcicnn.card import eval_results_from_evaluation
     from dcicnn.model import DCICNN
 
     model = DCICNN.from_pretrained(args.directory)
@@ -46,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
     for item in args.results:
         dataset_type, sep, path = item.partition("=")
         if not sep:
-            raise ValueError(f"--results takes DATASET_ID=RESULTS_JSON, got {item!r}")
-        results += hub.eval_results_from_evaluation(path, dataset_type, method=args.method)
+            raise InvalidArgumentError(f"--results takes DATASET_ID=RESULTS_JSON, got {item!r}")
+        results += eval_results_from_evaluation(path, dataset_type, method=args.method)
     card = model.generate_model_card(
         model_name=args.name,
         repo_id=args.repo_id,

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from dcicnn.degradations import jpeg
+from dcicnn.errors import InvalidArgumentError
 from dcicnn.imageio import image_to_uint8, save_image_atomic
 from dcicnn_cli.restore import load_model_source
 
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from dcicnn.evaluation import psnr
 
     if not 1 <= args.quality <= 95:
-        raise ValueError(f"--quality must be in 1..95, got {args.quality}")
+        raise InvalidArgumentError(f"--quality must be in 1..95, got {args.quality}")
     with (
         importlib.resources.files("dcicnn").joinpath("assets").joinpath(SAMPLE).open("rb") as file,
         Image.open(file) as sample,

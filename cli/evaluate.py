@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,9 @@ import numpy as np
 from tqdm import tqdm
 
 from dcicnn.degradations import PROTOCOLS, check_protocols
+from dcicnn.options import RestoreOptions
 from dcicnn.sources import FolderSource, HFDataset, HFSource, ImageSource
+from dcicnn_cli.options import add_inference_arguments, inference_options
 from dcicnn_cli.restore import load_model_source
 
 if TYPE_CHECKING:  # torch and torchmetrics are imported to evaluate, not for `--help`
@@ -48,8 +51,7 @@ def add_parser(sub: Any) -> None:
         help=f"protocols (default: all but paper-*): {', '.join(PROTOCOLS)}",
     )
     parser.add_argument("-o", "--output", type=Path, default=Path("evaluation"), help="output folder")
-    parser.add_argument("--dtype", default="fp32", help="inference dtype of the models (default fp32)")
-    parser.add_argument("--device", help="inference device (default cpu)")
+    add_inference_arguments(parser, dtype="fp32", tiling=False)  # fp32 by default: scores free of bf16 rounding
     parser.add_argument("--no-classical", action="store_true", help="skip the classical baselines")
     parser.add_argument(
         "--ensemble",
@@ -66,9 +68,9 @@ def _source(args: argparse.Namespace) -> tuple[ImageSource, str]:
     return FolderSource(args.data), Path(args.data).name
 
 
-def _method(model: DCICNN, dtype: str, device: str | None, ensemble: bool = False) -> Method:
+def _method(model: DCICNN, options: RestoreOptions) -> Method:
     def run(degraded: np.ndarray, protocol: str) -> np.ndarray:
-        return model.restore(degraded.astype(np.float32), dtype=dtype, device=device, ensemble=ensemble)
+        return model.restore(degraded.astype(np.float32), options=options)
 
     return run
 
@@ -77,14 +79,15 @@ def run(args: argparse.Namespace) -> int:
     from dcicnn.evaluation import evaluate
 
     protocols = check_protocols(args.protocol or [p for p in PROTOCOLS if not p.startswith("paper-")])
+    options = inference_options(args)  # checked before any work
     source, name = _source(args)
     methods: dict[str, Method] = {}
     for model_id in args.model or [None]:
         model = load_model_source(model_id, None)
         label = "DCI-CNN" if len(args.model) <= 1 else Path(str(model_id)).name
-        methods[label] = _method(model, args.dtype, args.device)
+        methods[label] = _method(model, options)
         if args.ensemble:
-            methods[f"{label} x8"] = _method(model, args.dtype, args.device, ensemble=True)
+            methods[f"{label} x8"] = _method(model, replace(options, ensemble=True))
     with tqdm(
         total=len(protocols) * len(source), desc="evaluating", unit="image", disable=None, file=sys.stderr
     ) as bar:

@@ -34,9 +34,9 @@ def add_parsers(sub: Any) -> None:
 
 
 def run_push(args: argparse.Namespace) -> int:
-    from dcicnn import hub
+    from dcicnn.model import DCICNN
 
-    url = hub.push_model(
+    url = DCICNN.push_directory(
         args.directory, args.repo_id, branch=args.branch, private=args.private, commit_message=args.message
     )
     print(f"pushed {args.directory} -> {args.repo_id}: {url}")
@@ -44,9 +44,9 @@ def run_push(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from dcicnn import hub
+    from dcicnn.model import DCICNN
 
     out = args.output or Path(args.repo_id.rsplit("/", 1)[-1])
-    path = hub.download_model(args.repo_id, out, revision=args.revision)
+    path = DCICNN.download_directory(args.repo_id, out, revision=args.revision)
     print(f"downloaded {args.repo_id}{'@' + args.revision if args.revision else ''} -> {path}")
     return 0

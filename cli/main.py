@@ -11,23 +11,16 @@ from collections.abc import Sequence
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 
 from dcicnn import __version__
-from dcicnn.errors import TrainingDivergedError, WeightsMismatchError, WeightsNotFoundError
+from dcicnn.errors import DcicnnError
 from dcicnn_cli import card, demo, evaluate, export, hub_commands, restore
 
 #: LightningCLI's subcommands: dcicnn_cli.train (and with it Lightning) is imported only to run one of them.
 TRAIN_COMMANDS = ("fit", "validate", "test", "predict")
 
-#: Errors a user can cause; anything else is a bug and keeps its traceback.
+#: Errors a user can cause: ours (``DcicnnError``: bad arguments, images, weights, a diverged run), the Hub's, and
+#: the file system's (a missing file, a full disk). Anything else is a bug and keeps its traceback.
 #: Set DCICNN_TRACEBACK=1 to see the traceback of a user error too.
-USER_ERRORS = (
-    WeightsNotFoundError,
-    WeightsMismatchError,
-    HfHubHTTPError,
-    HFValidationError,
-    OSError,
-    ValueError,
-    TrainingDivergedError,
-)
+USER_ERRORS = (DcicnnError, HfHubHTTPError, HFValidationError, OSError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 from tqdm import tqdm
 
-from dcicnn.errors import WeightsNotFoundError
-from dcicnn.imageio import IMAGE_EXTENSIONS, ImageReadError, open_image, save_image_atomic
+from dcicnn.errors import DcicnnError, InvalidArgumentError, WeightsNotFoundError
+from dcicnn.imageio import IMAGE_EXTENSIONS, open_image, save_image_atomic
+from dcicnn.options import RestoreOptions
+from dcicnn_cli.options import add_inference_arguments, inference_options
 
 if TYPE_CHECKING:  # torch is imported when a model is loaded, not for `--help`
     from dcicnn.model import DCICNN
@@ -35,10 +37,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR", help="output folder")
     parser.add_argument("--model", help="model directory or Hub repo id (default: the bundled default weights)")
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1, mps ... (default: cpu)")
-    parser.add_argument("--dtype", default="auto", help="auto (bf16 where fast, else fp32), fp32, bf16 or fp16")
-    parser.add_argument("--tile", type=int, default=512, help="tile side in pixels (memory grows with its square)")
-    parser.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    add_inference_arguments(parser)
     parser.add_argument(
         "--format",
         choices=[*FORMATS, "same"],
@@ -53,7 +52,6 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="refuse images with more pixels than this (default: Pillow's limit, about 89 MP)",
     )
-    parser.add_argument("--compile", action="store_true", help="torch.compile the network (faster for many files)")
     parser.add_argument(
         "--ensemble",
         action="store_true",
@@ -108,35 +106,26 @@ def save_options(image: Image.Image, target: Path, quality: int) -> dict[str, An
     suffix = target.suffix.lower()
     if suffix in (".jpg", ".jpeg"):
         if image.mode not in ("RGB", "L"):
-            raise ValueError(f"JPEG cannot store a {image.mode} image; use --format png")
+            raise InvalidArgumentError(f"JPEG cannot store a {image.mode} image; use --format png")
         options.update(quality=quality, subsampling=0)  # 4:4:4: no new colour bleeding
     elif suffix == ".webp":
         options.update(quality=quality)
     return options
 
 
-def restore_one(model: DCICNN, job: Job, args: argparse.Namespace, inputs: set[Path]) -> None:
+def restore_one(model: DCICNN, job: Job, args: argparse.Namespace, options: RestoreOptions, inputs: set[Path]) -> None:
     if job.target.resolve() in inputs:
-        raise ValueError(f"the output {job.target} would overwrite an input")
+        raise InvalidArgumentError(f"the output {job.target} would overwrite an input")
     if job.target.exists() and not args.overwrite:
         raise FileExistsError(f"{job.target} exists (pass --overwrite to replace it)")
     image = open_image(job.source, args.max_pixels)
-    restored = model.restore(
-        image,
-        tile=args.tile,
-        batch_size=args.batch_size,
-        device=args.device,
-        dtype=args.dtype,
-        compile=args.compile,
-        ensemble=args.ensemble,
-    )
+    restored = model.restore(image, options=options)
     job.target.parent.mkdir(parents=True, exist_ok=True)
     save_image_atomic(restored, job.target, **save_options(restored, job.target, args.quality))
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.tile < 1 or args.batch_size < 1:
-        raise ValueError("--tile and --batch-size must be >= 1")
+    options = inference_options(args, ensemble=args.ensemble)  # checked before any work
     extension = None if args.format == "same" else FORMATS[args.format]
     jobs, errors = collect(args.inputs, args.output, extension)
     for line in errors:
@@ -154,8 +143,8 @@ def run(args: argparse.Namespace) -> int:
             if job.target in claimed:
                 raise FileExistsError(f"{job.target} is also the output of another input; restore them separately")
             claimed.add(job.target)
-            restore_one(model, job, args, inputs)
-        except (ImageReadError, OSError, ValueError) as err:
+            restore_one(model, job, args, options, inputs)
+        except (DcicnnError, OSError) as err:  # this file's problem: say so and go on with the others
             failed += 1
             tqdm.write(f"dcicnn restore: error: {_reason(job, err)}", file=sys.stderr)
     done = len(jobs) - (failed - len(errors))

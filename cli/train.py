@@ -15,25 +15,17 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from dcicnn.data import DegradationDataModule
 from dcicnn.loggers import wandb_offline_without_credentials
 from dcicnn.throughput import TrainingThroughput
-from dcicnn.training import HubExport, RestorationModule, RestoredImageWriter
+from dcicnn.training import BestCheckpoint, RestorationModule, RestoredImageWriter
 
 
 class DCICNNCLI(LightningCLI):
-    """LightningCLI with the checkpoints and Hub export every run needs, and the protocol list shared by model and
-    data."""
+    """LightningCLI with the checkpoints (the best one exported in Hub layout) every run needs, and the protocol list
+    shared by model and data."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.val_protocols", "model.val_protocols")
-        # The best weights by validation PSNR ...
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults(
-            {
-                "checkpoint.monitor": "val/psnr",
-                "checkpoint.mode": "max",
-                "checkpoint.save_top_k": 1,
-                "checkpoint.filename": "best-{step}",
-            }
-        )
+        # The best weights by validation PSNR (best-step=N.ckpt), exported in Hub layout as they are saved ...
+        parser.add_lightning_class_args(BestCheckpoint, "checkpoint")
         # ... and last.ckpt every N steps, so a killed run resumes with --ckpt_path last losing at most N steps.
         parser.add_lightning_class_args(ModelCheckpoint, "resume_checkpoint")
         parser.set_defaults(
@@ -44,7 +36,6 @@ class DCICNNCLI(LightningCLI):
                 "resume_checkpoint.save_on_train_epoch_end": True,
             }
         )
-        parser.add_lightning_class_args(HubExport, "hub_export")
         parser.add_lightning_class_args(TrainingThroughput, "throughput")  # patches/s, Mpx/s, data wait, GPU use
         parser.add_lightning_class_args(RestoredImageWriter, "predict_writer")  # acts in `dcicnn predict` only
         # One checkpoint folder per experiment root (not per logger version), so `--ckpt_path last` finds the

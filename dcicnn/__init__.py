@@ -15,6 +15,8 @@ __version__ = "0.1.0"
 #: public name -> the module that defines it
 _EXPORTS = {
     "DCICNN": "dcicnn.model",
+    "ModelSpec": "dcicnn.spec",
+    "RestoreOptions": "dcicnn.options",
     "WeightsMismatchError": "dcicnn.errors",
     "WeightsNotFoundError": "dcicnn.errors",
     "PROTOCOLS": "dcicnn.degradations",
@@ -35,7 +37,9 @@ __all__ = [
     "DegradationDataModule",
     "DegradationMix",
     "HFDataset",
+    "ModelSpec",
     "RestorationModule",
+    "RestoreOptions",
     "TrainingDivergedError",
     "WeightsMismatchError",
     "WeightsNotFoundError",
@@ -49,7 +53,9 @@ if TYPE_CHECKING:
     from dcicnn.degradations import PROTOCOLS, Degradation, DegradationMix, apply_protocol, protocol_target
     from dcicnn.errors import TrainingDivergedError, WeightsMismatchError, WeightsNotFoundError
     from dcicnn.model import DCICNN
+    from dcicnn.options import RestoreOptions
     from dcicnn.sources import HFDataset
+    from dcicnn.spec import ModelSpec
     from dcicnn.training import RestorationModule
 
 

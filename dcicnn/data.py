@@ -26,6 +26,7 @@ from dcicnn.degradations import (
     protocol_target,
     seed_pipeline,
 )
+from dcicnn.errors import InvalidArgumentError
 from dcicnn.sources import (
     FolderSource,
     HFDataset,
@@ -76,7 +77,7 @@ class PatchMaker:
 
     def __init__(self, patch_size: int, degradation: Degradation | DegradationMix, augment: bool = True) -> None:
         if patch_size < 1:
-            raise ValueError(f"patch_size must be >= 1, got {patch_size}")
+            raise InvalidArgumentError(f"patch_size must be >= 1, got {patch_size}")
         self.patch_size = patch_size
         self.degradation = degradation
         self.augment = augment
@@ -133,7 +134,7 @@ class TrainPatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         augment: bool = True,
     ) -> None:
         if patches_per_image < 1:
-            raise ValueError(f"patches_per_image must be >= 1, got {patches_per_image}")
+            raise InvalidArgumentError(f"patches_per_image must be >= 1, got {patches_per_image}")
         self.source = source
         self.patches_per_image = patches_per_image
         self.make = PatchMaker(patch_size, degradation, augment)
@@ -226,7 +227,7 @@ class ValidationPairs(Dataset[ValidationItem]):
     def __init__(self, source: ImageSource, protocols: Sequence[str], crop: int | None = 256) -> None:
         check_protocols(protocols)
         if not protocols:
-            raise ValueError("at least one validation protocol is needed")
+            raise InvalidArgumentError("at least one validation protocol is needed")
         self.source = source
         self.protocols = list(protocols)
         self.crop = crop
@@ -325,12 +326,12 @@ class DegradationDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {channels}")
+            raise InvalidArgumentError(f"channels must be 1 or 3, got {channels}")
         for name, value in (("batch_size", batch_size), ("val_batch_size", val_batch_size), ("patch_size", patch_size)):
             if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+                raise InvalidArgumentError(f"{name} must be >= 1, got {value}")
         if num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+            raise InvalidArgumentError(f"num_workers must be >= 0, got {num_workers}")
         self.train_dirs = list(train_dirs or [])
         self.train_dataset = train_dataset
         self.val_dirs = list(val_dirs or [])
@@ -365,7 +366,7 @@ class DegradationDataModule(L.LightningDataModule):
         sets: list[Dataset[Any]] = []
         if self.train_dataset is not None and self.train_dataset.streaming:
             if self.train_dirs:
-                raise ValueError("a streaming train_dataset cannot be combined with train_dirs")
+                raise InvalidArgumentError("a streaming train_dataset cannot be combined with train_dirs")
             trainer = self._attached_trainer()
             rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
             return StreamingTrainPatches(
@@ -398,7 +399,7 @@ class DegradationDataModule(L.LightningDataModule):
                 )
             )
         if not sets:
-            raise ValueError("no training data: set train_dirs and/or train_dataset")
+            raise InvalidArgumentError("no training data: set train_dirs and/or train_dataset")
         return sets[0] if len(sets) == 1 else torch.utils.data.ConcatDataset(sets)
 
     def _attached_trainer(self) -> L.Trainer | None:
@@ -433,7 +434,7 @@ class DegradationDataModule(L.LightningDataModule):
         if self.val_set is None:
             self.setup("validate")
         if self.val_set is None:
-            raise ValueError("no validation data: set val_dirs or val_dataset")
+            raise InvalidArgumentError("no validation data: set val_dirs or val_dataset")
         return DataLoader(
             self.val_set,
             batch_size=self.val_batch_size,

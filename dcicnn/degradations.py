@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from PIL import Image
 
+from dcicnn.errors import InvalidArgumentError
+
 if TYPE_CHECKING:  # albumentations is imported when a training pipeline is built, not for the protocols
     import albumentations as A
 
@@ -78,25 +80,25 @@ class Degradation:
         for name in ("blur_prob", "noise_prob", "jpeg_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {value}")
+                raise InvalidArgumentError(f"{name} must be in [0, 1], got {value}")
         self.blur_sigma = _range("blur_sigma", self.blur_sigma, 0.0, 50.0)
         self.noise_sigma = _range("noise_sigma", self.noise_sigma, 0.0, 255.0)
         if self.noise_levels is not None:
             levels = tuple(float(v) for v in self.noise_levels)
             if not levels or not all(0.0 < v <= 255.0 for v in levels):
-                raise ValueError(f"noise_levels must be values in (0, 255], got {self.noise_levels!r}")
+                raise InvalidArgumentError(f"noise_levels must be values in (0, 255], got {self.noise_levels!r}")
             self.noise_levels = levels
         low, high = _range("jpeg_quality", self.jpeg_quality, 1, 100)
         if int(low) != low or int(high) != high:
-            raise ValueError(f"jpeg_quality must be integers, got {self.jpeg_quality}")
+            raise InvalidArgumentError(f"jpeg_quality must be integers, got {self.jpeg_quality}")
         self.jpeg_quality = (int(low), int(high))
         if self.blur_prob > 0 and self.blur_sigma[0] <= 0:
-            raise ValueError(f"blur_sigma must be > 0 when blur_prob > 0, got {self.blur_sigma}")
+            raise InvalidArgumentError(f"blur_sigma must be > 0 when blur_prob > 0, got {self.blur_sigma}")
         if self.resize is not None and (isinstance(self.resize, bool) or self.resize < 1):
-            raise ValueError(f"resize must be a positive int or None, got {self.resize}")
+            raise InvalidArgumentError(f"resize must be a positive int or None, got {self.resize}")
         self.order = tuple(self.order)
         if sorted(self.order) != sorted(set(self.order)) or not set(self.order) <= {"blur", "noise", "jpeg"}:
-            raise ValueError(f"order must list distinct stages among blur, noise, jpeg; got {self.order}")
+            raise InvalidArgumentError(f"order must list distinct stages among blur, noise, jpeg; got {self.order}")
 
     @classmethod
     def paper(cls) -> Degradation:
@@ -151,15 +153,15 @@ class DegradationMix:
     def __post_init__(self) -> None:
         self.components = list(self.components)
         if not self.components:
-            raise ValueError("a DegradationMix needs at least one component")
+            raise InvalidArgumentError("a DegradationMix needs at least one component")
         weights = [1.0] * len(self.components) if self.weights is None else [float(w) for w in self.weights]
         if len(weights) != len(self.components) or any(w < 0 for w in weights) or sum(weights) <= 0:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"weights must be {len(self.components)} non-negative numbers with a positive sum, got {self.weights}"
             )
         self.weights = weights
         if len({c.resize for c in self.components}) > 1:
-            raise ValueError("all components of a DegradationMix must share the same resize")
+            raise InvalidArgumentError("all components of a DegradationMix must share the same resize")
 
     @property
     def resize(self) -> int | None:
@@ -196,9 +198,9 @@ def _range(name: str, value: tuple[float, float], low: float, high: float) -> tu
     try:
         a, b = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a (min, max) pair, got {value!r}") from None
+        raise InvalidArgumentError(f"{name} must be a (min, max) pair, got {value!r}") from None
     if not low <= a <= b <= high:
-        raise ValueError(f"{name} must satisfy {low} <= min <= max <= {high}, got {value!r}")
+        raise InvalidArgumentError(f"{name} must satisfy {low} <= min <= max <= {high}, got {value!r}")
     return (a, b)
 
 
@@ -312,7 +314,7 @@ def check_protocols(protocols: Sequence[str]) -> list[str]:
     """``protocols`` as a list, or one ``ValueError`` naming every unknown name and the known ones."""
     unknown = [p for p in protocols if p not in PROTOCOLS]
     if unknown:
-        raise ValueError(f"unknown protocols {unknown}; known: {', '.join(PROTOCOLS)}")
+        raise InvalidArgumentError(f"unknown protocols {unknown}; known: {', '.join(PROTOCOLS)}")
     return list(protocols)
 
 
@@ -320,13 +322,13 @@ def _lookup(protocol: str) -> _Protocol:
     try:
         return PROTOCOLS[protocol]
     except KeyError:
-        raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}") from None
+        raise InvalidArgumentError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}") from None
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got dtype {image.dtype}")
+        raise InvalidArgumentError(f"expected a uint8 image, got dtype {image.dtype}")
     if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3))):
-        raise ValueError(f"expected an (H, W), (H, W, 1) or (H, W, 3) image, got shape {image.shape}")
+        raise InvalidArgumentError(f"expected an (H, W), (H, W, 1) or (H, W, 3) image, got shape {image.shape}")
     return image

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dcicnn.errors import ExportVerificationError
 from dcicnn.model import DCICNN
 
 __all__ = ["export_onnx", "export_torchscript", "verify_onnx"]
@@ -72,7 +73,7 @@ def verify_onnx(model: DCICNN, path: str | Path, atol: float = 1e-4) -> float:
         expected = model.fuse_batchnorm().eval()(x).numpy()
     difference = float(np.abs(got - expected).max())
     if difference > atol:
-        raise ValueError(f"{path}: onnxruntime differs from PyTorch by {difference:.2e} (> {atol:.0e})")
+        raise ExportVerificationError(f"{path}: onnxruntime differs from PyTorch by {difference:.2e} (> {atol:.0e})")
     return difference
 
 
@@ -85,5 +86,5 @@ def export_torchscript(model: DCICNN, path: str | Path) -> Path:
         torch.jit.save(traced, str(tmp))
         check = torch.rand(1, model.in_channels, 37, 53)
         if not torch.allclose(torch.jit.load(str(tmp))(check), network(check), atol=1e-5):
-            raise ValueError(f"{path}: the traced module does not reproduce the model")
+            raise ExportVerificationError(f"{path}: the traced module does not reproduce the model")
     return path

@@ -1,8 +1,9 @@
-"""Hugging Face Hub helpers: weight files, clear loading errors, the model card, push and download.
+"""The Hugging Face Hub side of a model: ``HubMixin`` (strict, safetensors-only loading, saving with a generated
+card, push and download of saved directories) and the weight-file helpers behind it.
 
 Transfers go through ``huggingface_hub`` (``hf_hub_download``, ``snapshot_download``, ``HfApi.upload_folder``);
-this module only adds what DCI-CNN needs on top: strict, safetensors-first loading, errors a user can act on,
-and a model card rendered from the Jinja template in ``model_cards/``.
+this module only adds what DCI-CNN needs on top: strict, safetensors-first loading, errors a user can act on, and
+the model card of ``dcicnn.card``. It knows models only through the mixin's ``cls``/``self``: it imports no network.
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from __future__ import annotations
 import contextlib
 import importlib.resources
 import json
-import math
 import os
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar, cast
 
 import torch
-from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, hf_hub_download, snapshot_download
+from huggingface_hub import HfApi, ModelCard, PyTorchModelHubMixin, hf_hub_download, snapshot_download
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HFValidationError,
@@ -27,23 +28,21 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 from huggingface_hub.utils import validate_repo_id
+from torch import nn
 
+from dcicnn import card
 from dcicnn.errors import WeightsMismatchError, WeightsNotFoundError
-
-if TYPE_CHECKING:
-    from dcicnn.model import DCICNN
+from dcicnn.spec import ModelSpec
 
 __all__ = [
     "CONFIG_FILE",
     "HUB_FILES",
     "PICKLE_FILE",
     "WEIGHTS_FILE",
-    "WeightsMismatchError",
-    "WeightsNotFoundError",
+    "DownloadOptions",
+    "HubMixin",
     "bundled_model_dir",
-    "download_model",
-    "push_model",
-    "render_model_card",
+    "has_bundled_weights",
 ]
 
 CONFIG_FILE = "config.json"
@@ -51,11 +50,18 @@ WEIGHTS_FILE = "model.safetensors"
 PICKLE_FILE = "pytorch_model.bin"
 CARD_FILE = "README.md"
 HUB_FILES = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE)
-CARD_TEMPLATE = "dcicnn.md.jinja"
-PAPER = (
-    'R. Menassel, A. Gattal, F. Kerdoud, "Deblurring image compression algorithm using deep convolutional '
-    'neural network", 2024'
-)
+Model = TypeVar("Model", bound="HubMixin")
+
+
+@dataclass(frozen=True)
+class DownloadOptions:
+    """How to fetch a model's files from the Hub (``huggingface_hub``'s own keywords, in one object)."""
+
+    revision: str | None = None
+    cache_dir: str | Path | None = None
+    force_download: bool = False
+    local_files_only: bool = False
+    token: str | bool | None = None
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -112,18 +118,15 @@ def translated_hub_errors(source: str, revision: str | None) -> Iterator[None]:
         ) from None
     except EntryNotFoundError as err:
         raise WeightsNotFoundError(f"{source}: missing file ({_first_line(err)})") from None
+    except json.JSONDecodeError as err:
+        raise WeightsMismatchError(f"{source}: {CONFIG_FILE} is not valid JSON ({_first_line(err)})") from None
+    except TypeError as err:  # a config.json whose entries do not fit the model's constructor
+        raise WeightsMismatchError(
+            f"{source}: {CONFIG_FILE} does not describe this model ({_first_line(err)})"
+        ) from None
 
 
-def fetch_weights(
-    source: str,
-    *,
-    revision: str | None = None,
-    cache_dir: str | Path | None = None,
-    force_download: bool = False,
-    local_files_only: bool = False,
-    token: str | bool | None = None,
-    allow_pickle: bool = False,
-) -> Path:
+def fetch_weights(source: str, download: DownloadOptions, *, allow_pickle: bool = False) -> Path:
     """Path of the weights file of a local directory or Hub repo: safetensors, or a pickle only if allowed."""
     names = (WEIGHTS_FILE, PICKLE_FILE) if allow_pickle else (WEIGHTS_FILE,)
     hint = "" if allow_pickle else f" (a {PICKLE_FILE} is only read with allow_pickle=True)"
@@ -135,26 +138,16 @@ def fetch_weights(
         raise WeightsNotFoundError(f"{source}: no {' or '.join(names)}{hint}")
     for name in names:
         try:
-            return Path(
-                hf_hub_download(
-                    source,
-                    name,
-                    revision=revision,
-                    cache_dir=cache_dir,
-                    force_download=force_download,
-                    local_files_only=local_files_only,
-                    token=token,
-                )
-            )
+            return Path(hf_hub_download(source, name, **asdict(download)))
         except RemoteEntryNotFoundError:
             continue
-    raise WeightsNotFoundError(f"{source}: no {' or '.join(names)} at revision {revision or 'main'}{hint}")
+    raise WeightsNotFoundError(f"{source}: no {' or '.join(names)} at revision {download.revision or 'main'}{hint}")
 
 
-def ensure_config(source: str, **download_kwargs: Any) -> None:
+def ensure_config(source: str, download: DownloadOptions) -> None:
     """Raise the real reason a Hub repo's ``config.json`` could not be read (the mixin only logs it)."""
     if not Path(source).expanduser().is_dir():
-        hf_hub_download(source, CONFIG_FILE, **download_kwargs)
+        hf_hub_download(source, CONFIG_FILE, **asdict(download))
     raise WeightsNotFoundError(f"{source}: no {CONFIG_FILE}, so the architecture is unknown")
 
 
@@ -191,164 +184,166 @@ def _first_line(err: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# The model card.
-def render_model_card(
-    model: DCICNN,
-    *,
-    model_name: str | None = None,
-    repo_id: str | None = None,
-    eval_results: list[EvalResult] | None = None,
-    training: str | None = None,
-    datasets: list[str] | None = None,
-    reproduce: str | None = None,
-    summary: str | None = None,
-) -> ModelCard:
-    """Render ``model_cards/dcicnn.md.jinja`` for ``model``.
+# The mixin.
+class HubMixin(PyTorchModelHubMixin):
+    """``PyTorchModelHubMixin`` with the rules this package keeps: loading is strict by default (the stock mixin
+    accepts mismatched weights silently), reads ``model.safetensors`` only unless ``allow_pickle=True``, turns Hub
+    errors into one-line ``WeightsNotFoundError``/``WeightsMismatchError``; saving writes our generated card.
 
-    Args:
-        model_name: title of the card (and ``model-index`` name); defaults to a name built from the config.
-        repo_id: the Hub id shown in the usage snippet.
-        eval_results: evaluation results; they fill the ``model-index`` metadata and the evaluation table.
-            Use ``dataset_config`` for the protocol name (e.g. ``jpeg-q10``) and ``metric_name`` for the column.
-        training: how the weights were trained (data, degradations, schedule, time, hardware).
-        datasets: Hub dataset ids or names of the training data, for the metadata.
-        reproduce: shell commands that reproduce the training and the evaluation.
-        summary: one paragraph under the title.
+    For ``nn.Module`` subclasses that describe themselves with a ``spec`` (``dcicnn.spec.ModelSpec``).
     """
-    name = model_name or f"dcicnn-w{model.width}-d{model.depth}{'' if model.batch_norm else '-nobn'}"
-    data = ModelCardData(**model._hub_mixin_info.model_card_data.to_dict())
-    data.model_name = name
-    if datasets:
-        data.datasets = list(datasets)
-    if eval_results:
-        data.eval_results = list(eval_results)
-        data.metrics = sorted({r.metric_type for r in eval_results})
-    template = importlib.resources.files("dcicnn.model_cards").joinpath(CARD_TEMPLATE).read_text(encoding="utf-8")
-    headers, rows = _eval_table(eval_results or [])
-    return ModelCard.from_template(
-        data,
-        template_str=template,
-        model_name=name,
-        repo_id=repo_id or "path/to/model",
-        summary=summary,
-        training=training,
-        reproduce=reproduce,
-        paper=PAPER,
-        config=model._hub_mixin_config or {},
-        parameters=sum(p.numel() for p in model.parameters()),
-        receptive_field=model.receptive_field,
-        flops_per_pixel=model.flops_per_pixel,
-        model=model,
-        eval_headers=headers,
-        eval_rows=rows,
-    )
 
+    @property
+    def spec(self) -> ModelSpec:
+        raise NotImplementedError
 
-#: Model card columns of the metrics a DCI-CNN card reports, by ``EvalResult.metric_type``.
-METRIC_LABELS = {"psnr": "PSNR RGB (dB)", "ssim": "SSIM", "psnr_input": "PSNR of the input (dB)"}
+    @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls: type[Model],
+        pretrained_model_name_or_path: str | Path | None = None,
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        force_download: bool = False,
+        map_location: str | torch.device = "cpu",
+        strict: bool = True,
+        allow_pickle: bool = False,
+    ) -> Model:
+        """Load a model from a local directory, a Hub repo id, or (with no argument) the bundled default weights.
 
+        Loading is strict (every tensor must match the config) and reads only ``model.safetensors``; pass
+        ``allow_pickle=True`` to accept a ``pytorch_model.bin`` (loaded with ``weights_only=True``).
 
-def protocol_result(dataset_type: str, dataset_name: str, protocol: str, metric: str, value: float) -> EvalResult:
-    """One ``EvalResult`` of a metric in ``METRIC_LABELS`` on a dataset under a protocol."""
-    return EvalResult(
-        task_type="image-to-image",
-        dataset_type=dataset_type,
-        dataset_name=dataset_name,
-        dataset_config=protocol,
-        metric_type=metric,
-        metric_name=METRIC_LABELS[metric],
-        metric_value=round(float(value), 4),
-    )
+        Raises:
+            WeightsNotFoundError: the repo, revision, directory or weights file does not exist.
+            WeightsMismatchError: ``config.json`` does not describe the stored weights.
+        """
+        if pretrained_model_name_or_path is None:
+            pretrained_model_name_or_path = bundled_model_dir()
+        source = str(pretrained_model_name_or_path)
+        check_source(source)
+        with translated_hub_errors(source, revision):
+            return super().from_pretrained(
+                source,
+                revision=revision,
+                cache_dir=cache_dir,
+                local_files_only=local_files_only,
+                token=token,
+                force_download=force_download,
+                map_location=str(map_location),
+                strict=strict,
+                allow_pickle=allow_pickle,
+            )
 
+    @classmethod
+    def _from_pretrained(
+        cls: type[Model],
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        config: dict[str, Any] | None = None,
+        map_location: str = "cpu",
+        strict: bool = True,
+        allow_pickle: bool = False,
+        **model_kwargs: Any,
+    ) -> Model:
+        download = DownloadOptions(revision, cache_dir, force_download, local_files_only, token)
+        if config is None:
+            ensure_config(model_id, download)
+        known = {k: v for k, v in (config or {}).items() if k in cls._hub_mixin_init_parameters}
+        model = cls(**{**known, **model_kwargs})
+        weights = fetch_weights(model_id, download, allow_pickle=allow_pickle)
+        module = cast(nn.Module, model)
+        load_state_dict(module, read_state_dict(weights, map_location=map_location), strict=strict, source=model_id)
+        module.eval()
+        return model
 
-def eval_results_from_evaluation(
-    path: str | Path, dataset_type: str, dataset_name: str | None = None, method: str = "DCI-CNN"
-) -> list[EvalResult]:
-    """``EvalResult`` rows (PSNR, SSIM and the input's PSNR per protocol) from a ``results.json`` of
-    ``dcicnn evaluate``, for a model card."""
-    data = json.loads(Path(path).read_text())
-    name = dataset_name or data["dataset"]
-    results = []
-    for protocol, methods in data["summary"].items():
-        if method not in methods:
-            raise ValueError(f"{path}: no results for method {method!r} (has {sorted(methods)})")
-        values = {
-            "psnr": methods[method]["psnr"],
-            "ssim": methods[method]["ssim"],
-            "psnr_input": methods["input"]["psnr"],
-        }
-        # `clean` has an infinite input PSNR: not a value model-index metadata can carry
-        results += [protocol_result(dataset_type, name, protocol, k, v) for k, v in values.items() if math.isfinite(v)]
-    return results
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """Write ``model.safetensors`` (contiguous copies, so a channels-last model saves too)."""
+        from safetensors.torch import save_file
 
+        tensors = cast(nn.Module, self).state_dict().items()
+        state = {name: tensor.detach().contiguous().cpu() for name, tensor in tensors}
+        save_file(state, str(Path(save_directory) / WEIGHTS_FILE), metadata={"format": "pt"})
 
-def _eval_table(results: list[EvalResult]) -> tuple[list[str], list[list[str]]]:
-    """One row per (dataset, protocol), one column per metric name, in the order first seen."""
-    headers: list[str] = []
-    table: dict[tuple[str, str], dict[str, str]] = {}
-    for r in results:
-        column = r.metric_name or r.metric_type
-        if column not in headers:
-            headers.append(column)
-        value = f"{r.metric_value:.4f}" if isinstance(r.metric_value, float) else str(r.metric_value)
-        table.setdefault((r.dataset_name, r.dataset_config or ""), {})[column] = value
-    rows = [[ds, proto, *(cells.get(h, "") for h in headers)] for (ds, proto), cells in table.items()]
-    return headers, rows
+    def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
+        """Render the model card from ``model_cards/`` (keyword arguments: see ``dcicnn.card.render_model_card``)."""
+        parameters = sum(p.numel() for p in cast(nn.Module, self).parameters())
+        config = dict(self._hub_mixin_config or {})  # type: ignore[arg-type]  # a dict for plain-argument models
+        return card.render_model_card(config, self.spec, parameters, self._hub_mixin_info.model_card_data, **kwargs)
 
+    def save_pretrained(
+        self,
+        save_directory: str | Path,
+        *,
+        model_card_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> str | None:
+        """Write ``config.json``, ``model.safetensors`` and a ``README.md`` model card to ``save_directory``.
 
-# --------------------------------------------------------------------------------------------------------------------
-# Push and download of a saved model directory.
-def push_model(
-    directory: str | Path,
-    repo_id: str,
-    *,
-    branch: str | None = None,
-    private: bool | None = None,
-    token: str | None = None,
-    commit_message: str = "Upload DCI-CNN weights",
-) -> str:
-    """Upload a ``save_pretrained`` directory as is (after checking it loads strictly); returns the commit URL."""
-    from dcicnn.model import DCICNN
+        ``model_card_kwargs`` go to ``dcicnn.card.render_model_card`` (e.g. ``eval_results``, ``training``).
+        An existing README.md is replaced, so the card always describes the weights beside it.
+        """
+        (Path(save_directory) / CARD_FILE).unlink(missing_ok=True)
+        return super().save_pretrained(save_directory, model_card_kwargs=model_card_kwargs, **kwargs)
 
-    directory = Path(directory)
-    model = DCICNN.from_pretrained(directory)
-    if not (directory / CARD_FILE).is_file():
-        model.generate_model_card(repo_id=repo_id).save(directory / CARD_FILE)
-    ModelCard.load(directory / CARD_FILE).validate()
-    api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-    if branch is not None:
-        api.create_branch(repo_id, branch=branch, exist_ok=True)
-    info = api.upload_folder(
-        repo_id=repo_id,
-        folder_path=directory,
-        allow_patterns=list(HUB_FILES),
-        revision=branch,
-        commit_message=commit_message,
-    )
-    return str(info)
-
-
-def download_model(
-    repo_id: str,
-    out_dir: str | Path,
-    *,
-    revision: str | None = None,
-    token: str | bool | None = None,
-    cache_dir: str | Path | None = None,
-) -> Path:
-    """Download a model's Hub files into ``out_dir`` and check that they load; returns ``out_dir``."""
-    from dcicnn.model import DCICNN
-
-    check_source(repo_id)
-    with translated_hub_errors(repo_id, revision):
-        path = snapshot_download(
-            repo_id,
-            revision=revision,
-            token=token,
-            cache_dir=cache_dir,
-            local_dir=out_dir,
+    # ----------------------------------------------------------------------------------------------------------------
+    @classmethod
+    def push_directory(
+        cls,
+        directory: str | Path,
+        repo_id: str,
+        *,
+        branch: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        commit_message: str = "Upload DCI-CNN weights",
+    ) -> str:
+        """Upload a ``save_pretrained`` directory as is (after checking it loads strictly); returns the commit URL."""
+        directory = Path(directory)
+        model = cls.from_pretrained(directory)
+        if not (directory / CARD_FILE).is_file():
+            model.generate_model_card(repo_id=repo_id).save(directory / CARD_FILE)
+        ModelCard.load(directory / CARD_FILE).validate()
+        api = HfApi(token=token)
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        if branch is not None:
+            api.create_branch(repo_id, branch=branch, exist_ok=True)
+        info = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=directory,
             allow_patterns=list(HUB_FILES),
+            revision=branch,
+            commit_message=commit_message,
         )
-    DCICNN.from_pretrained(path)
-    return Path(path)
+        return str(info)
+
+    @classmethod
+    def download_directory(
+        cls,
+        repo_id: str,
+        out_dir: str | Path,
+        *,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> Path:
+        """Download a model's Hub files into ``out_dir`` and check that they load; returns ``out_dir``."""
+        check_source(repo_id)
+        with translated_hub_errors(repo_id, revision):
+            path = snapshot_download(
+                repo_id,
+                revision=revision,
+                token=token,
+                cache_dir=cache_dir,
+                local_dir=out_dir,
+                allow_patterns=list(HUB_FILES),
+            )
+        cls.from_pretrained(path)
+        return Path(path)

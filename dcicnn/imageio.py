@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from dcicnn.errors import ImageReadError, InvalidArgumentError
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageReadError",
@@ -30,14 +32,14 @@ def image_to_uint8(image: Image.Image, channels: int = 3) -> np.ndarray:
     16-bit and 32-bit integer images are scaled from 0..65535 to 0..255 (Pillow's own conversion would clip them).
     """
     if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
+        raise InvalidArgumentError(f"channels must be 1 or 3, got {channels}")
     image = ImageOps.exif_transpose(image) or image
     if image.mode.startswith("I"):
         wide = np.asarray(image, dtype=np.float64)
         gray = np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8)
         image = Image.fromarray(gray)
     elif image.mode == "F":
-        raise ValueError("floating-point images (mode F) are not supported")
+        raise InvalidArgumentError("floating-point images (mode F) are not supported")
     array = np.array(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
     return array[:, :, None] if channels == 1 else array
 
@@ -74,7 +76,7 @@ def save_image_atomic(image: Image.Image, path: str | Path, **save_kwargs: objec
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
-        raise ValueError(f"{path}: unknown image format {path.suffix!r}")
+        raise InvalidArgumentError(f"{path}: unknown image format {path.suffix!r}")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -91,10 +93,6 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-class ImageReadError(OSError):
-    """An image file that cannot be restored, with a one-line reason a user can act on."""
 
 
 def open_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:

@@ -9,21 +9,50 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
+from torch import nn
 
-if TYPE_CHECKING:
-    from dcicnn.model import DCICNN
+from dcicnn.errors import InvalidArgumentError
+from dcicnn.options import RestoreOptions
+from dcicnn.spec import ModelSpec
 
-__all__ = ["DEFAULT_TILE", "Tile", "bf16_supported", "dihedral_mean", "plan_tiles", "restore", "restore_tensor"]
+__all__ = [
+    "ImageLike",
+    "Restorer",
+    "RestoreOptions",
+    "Tile",
+    "bf16_supported",
+    "dihedral_mean",
+    "plan_tiles",
+    "restore",
+    "restore_tensor",
+]
 
-DEFAULT_TILE = 512
 ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray, torch.Tensor)
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Restorer(Protocol):
+    """What ``restore`` needs of a network: its spec, an inference copy of it, and its parameters (for the device).
+    ``DCICNN`` is one; nothing here imports it."""
+
+    @property
+    def spec(self) -> ModelSpec: ...
+
+    def inference_network(self) -> nn.Module:
+        """A copy in eval mode with anything foldable folded (BatchNorm), ready to run."""
+        ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -72,7 +101,7 @@ def plan_tiles(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
     """Tiles of one size (at most ``tile`` x ``tile``) covering an image; every output pixel lies in exactly one
     core, at least ``overlap`` pixels from its window's edges unless that edge is the image's."""
     if tile <= 2 * overlap + 1:
-        raise ValueError(f"tile ({tile}) must be larger than twice the overlap ({overlap}) plus one")
+        raise InvalidArgumentError(f"tile ({tile}) must be larger than twice the overlap ({overlap}) plus one")
     return [
         Tile(y0, y1, x0, x1, cy0, cy1, cx0, cx1)
         for y0, y1, cy0, cy1 in _spans(height, tile, overlap)
@@ -88,8 +117,8 @@ def _batches(items: list[Tile], size: int) -> Iterator[list[Tile]]:
 class _Runner:
     """The model prepared for inference on one device and dtype: BatchNorm folded, eval mode, channels-last."""
 
-    def __init__(self, model: DCICNN, device: torch.device, dtype: torch.dtype, compile: bool) -> None:
-        fused = model.fuse_batchnorm().to(device)
+    def __init__(self, model: Restorer, device: torch.device, dtype: torch.dtype, compile: bool) -> None:
+        fused = model.inference_network().to(device)
         self.channels_last = device.type in ("cpu", "cuda")
         if self.channels_last:
             fused = fused.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub lacks it
@@ -108,53 +137,48 @@ class _Runner:
             return self.model(x).float()
 
 
-def _runner(model: DCICNN, device: torch.device, dtype: torch.dtype, compile: bool) -> _Runner:
+#: The prepared network of each model, kept beside it rather than in it, and dropped with it.
+_RUNNERS: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], _Runner]] = weakref.WeakKeyDictionary()
+
+
+def _runner(model: Restorer, device: torch.device, dtype: torch.dtype, compile: bool) -> _Runner:
     """A cached ``_Runner``, rebuilt when the model's weights change (tensor version counters)."""
     key = (str(device), dtype, compile, tuple(t._version for t in model.state_dict().values()))
-    cache: dict[Any, _Runner] = model.__dict__.setdefault("_dcicnn_runners", {})
-    if key not in cache:
-        cache.clear()
-        cache[key] = _Runner(model, device, dtype, compile)
-    return cache[key]
+    cached = _RUNNERS.get(model)
+    if cached is None or cached[0] != key:
+        cached = (key, _Runner(model, device, dtype, compile))
+        _RUNNERS[model] = cached
+    return cached[1]
 
 
-def resolve_device_dtype(
-    model: DCICNN, device: str | torch.device | None, dtype: str | torch.dtype | None
-) -> tuple[torch.device, torch.dtype]:
-    """``device=None``: the model's; ``dtype=None`` or ``"auto"``: bf16 where ``bf16_supported``, else fp32."""
-    resolved = torch.device(device) if device is not None else next(model.parameters()).device
-    if dtype is None or dtype == "auto":
-        return resolved, torch.bfloat16 if bf16_supported(resolved) else torch.float32
-    if isinstance(dtype, str):
-        names = {
-            "fp32": torch.float32,
-            "float32": torch.float32,
-            "bf16": torch.bfloat16,
-            "bfloat16": torch.bfloat16,
-            "fp16": torch.float16,
-            "float16": torch.float16,
-        }
-        if dtype not in names:
-            raise ValueError(f"dtype must be one of {sorted(names)} or 'auto', got {dtype!r}")
-        dtype = names[dtype]
-    if dtype not in (torch.float32, torch.bfloat16, torch.float16):
-        raise ValueError(f"unsupported inference dtype {dtype}")
-    return resolved, dtype
+def resolve_device_dtype(model: Restorer, options: RestoreOptions) -> tuple[torch.device, torch.dtype]:
+    """The device (``None``: the model's) and dtype (``"auto"``: bf16 where ``bf16_supported``, else fp32) to run
+    in; one clear ``ValueError`` for a device this machine does not have or a dtype the model does not run in."""
+    if options.device is None:
+        device = next(model.parameters()).device
+    else:
+        try:
+            device = torch.device(options.device)
+        except RuntimeError:
+            raise InvalidArgumentError(f"unknown device {options.device!r} (e.g. cpu, cuda, cuda:1, mps)") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise InvalidArgumentError(f"device {options.device!r}: this machine has no usable CUDA GPU")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise InvalidArgumentError(f"device {options.device!r}: MPS is not available on this machine")
+    if options.dtype == "auto":
+        return device, torch.bfloat16 if bf16_supported(device) else torch.float32
+    if options.dtype not in model.spec.dtypes:
+        raise InvalidArgumentError(f"this model runs in {', '.join(model.spec.dtypes)}, not {options.dtype}")
+    return device, _DTYPES[options.dtype]
 
 
 @torch.inference_mode()
 def restore_tensor(
-    model: DCICNN,
+    model: Restorer,
     source: torch.Tensor,
+    options: RestoreOptions,
     out: torch.Tensor | None = None,
     *,
-    tile: int = DEFAULT_TILE,
-    overlap: int | None = None,
-    batch_size: int = 4,
-    device: str | torch.device | None = None,
-    dtype: str | torch.dtype | None = None,
-    compile: bool = False,
-    ensemble: bool = False,
     scale: float = 1.0,
 ) -> torch.Tensor:
     """Restore one ``(C, H, W)`` image tile by tile into ``out`` (allocated if ``None``).
@@ -165,24 +189,25 @@ def restore_tensor(
     ``source`` and ``out`` is that of ``batch_size`` tiles. ``ensemble``: the mean over the 8 flips and rotations
     (``dihedral_mean``), 8 times the work.
     """
-    if source.ndim != 3 or source.shape[0] != model.in_channels:
-        raise ValueError(f"expected a ({model.in_channels}, H, W) image, got shape {tuple(source.shape)}")
-    overlap = model.receptive_radius if overlap is None else overlap
-    if overlap < model.receptive_radius:
-        raise ValueError(
-            f"overlap {overlap} is below the model's receptive radius {model.receptive_radius}: tiles would show seams"
+    spec = model.spec
+    if source.ndim != 3 or source.shape[0] != spec.in_channels:
+        raise InvalidArgumentError(f"expected a ({spec.in_channels}, H, W) image, got shape {tuple(source.shape)}")
+    if source.shape[1] < 1 or source.shape[2] < 1:
+        raise InvalidArgumentError(f"the image is empty ({source.shape[1]}x{source.shape[2]} pixels)")
+    overlap = spec.receptive_radius if options.overlap is None else options.overlap
+    if overlap < spec.receptive_radius:
+        raise InvalidArgumentError(
+            f"overlap {overlap} is below the model's receptive radius {spec.receptive_radius}: tiles would show seams"
         )
-    if tile < 1 or batch_size < 1:
-        raise ValueError(f"tile and batch_size must be >= 1, got {tile} and {batch_size}")
-    run = _runner(model, *resolve_device_dtype(model, device, dtype), compile)
+    run = _runner(model, *resolve_device_dtype(model, options), options.compile)
     _, height, width = source.shape
     if out is None:
         out = torch.empty(source.shape, dtype=torch.float32)
     integer = not out.dtype.is_floating_point
-    tiles = plan_tiles(height, width, max(tile, 2 * overlap + 2), overlap)
-    for group in _batches(tiles, batch_size):
+    tiles = plan_tiles(height, width, max(options.tile, 2 * overlap + 2), overlap)
+    for group in _batches(tiles, options.batch_size):
         windows = torch.stack([source[:, t.y0 : t.y1, t.x0 : t.x1] for t in group]).float().div_(scale)
-        restored = (dihedral_mean(run, windows) if ensemble else run(windows)).mul_(scale)
+        restored = (dihedral_mean(run, windows) if options.ensemble else run(windows)).mul_(scale)
         if integer:
             restored = restored.round_().clamp_(0, scale)
         restored = restored.to(out.device)
@@ -208,37 +233,38 @@ def dihedral_mean(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Images of every kind in, the same kind out.
-def restore(model: DCICNN, image: ImageLike, **kwargs: Any) -> ImageLike:
+def restore(model: Restorer, image: ImageLike, options: RestoreOptions | None = None) -> ImageLike:
     """Restore a PIL image, numpy array or tensor of any size; see ``DCICNN.restore`` for the rules."""
+    options = options or RestoreOptions()
     if isinstance(image, Image.Image):
-        return _restore_pil(model, image, **kwargs)
+        return _restore_pil(model, image, options)
     if isinstance(image, np.ndarray):
-        return _restore_numpy(model, image, **kwargs)
+        return _restore_numpy(model, image, options)
     if isinstance(image, torch.Tensor):
-        return _restore_torch(model, image, **kwargs)
+        return _restore_torch(model, image, options)
     raise TypeError(f"expected a PIL image, numpy array or torch tensor, got {type(image).__name__}")
 
 
-def _restore_torch(model: DCICNN, image: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+def _restore_torch(model: Restorer, image: torch.Tensor, options: RestoreOptions) -> torch.Tensor:
     if image.ndim == 3:
-        return _restore_torch(model, image[None], **kwargs)[0]
+        return _restore_torch(model, image[None], options)[0]
     if image.ndim != 4 or not image.dtype.is_floating_point:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"expected a float (C, H, W) or (N, C, H, W) tensor on the 0..1 scale, got {image.dtype} "
             f"{tuple(image.shape)}"
         )
     out = torch.empty_like(image)
     for i in range(image.shape[0]):
-        _restore_channels(model, image[i], out[i], **kwargs)
+        _restore_channels(model, image[i], options, out[i])
     return out
 
 
-def _restore_numpy(model: DCICNN, image: np.ndarray, **kwargs: Any) -> np.ndarray:
+def _restore_numpy(model: Restorer, image: np.ndarray, options: RestoreOptions) -> np.ndarray:
     """HW, HW1, HW3 or HW4 arrays; uint8 (0..255), uint16 (0..65535) or float (0..1). Alpha passes through."""
     if image.ndim == 2:
-        return _restore_numpy(model, image[:, :, None], **kwargs)[:, :, 0]
+        return _restore_numpy(model, image[:, :, None], options)[:, :, 0]
     if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
-        raise ValueError(f"expected an (H, W) or (H, W, C) image with C in 1..4, got shape {image.shape}")
+        raise InvalidArgumentError(f"expected an (H, W) or (H, W, C) image with C in 1..4, got shape {image.shape}")
     if image.dtype == np.uint8:
         scale = 255.0
     elif image.dtype == np.uint16:
@@ -246,23 +272,23 @@ def _restore_numpy(model: DCICNN, image: np.ndarray, **kwargs: Any) -> np.ndarra
     elif np.issubdtype(image.dtype, np.floating):
         scale = 1.0
     else:
-        raise ValueError(f"unsupported image dtype {image.dtype}: use uint8, uint16 or float")
+        raise InvalidArgumentError(f"unsupported image dtype {image.dtype}: use uint8, uint16 or float")
     colour = 3 if image.shape[2] >= 3 else 1
     out = image.copy()  # alpha (the 4th or 2nd channel) passes through untouched
     with warnings.catch_warnings():  # a read-only array (e.g. from a PIL image) is fine: the source is only read
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         source = torch.from_numpy(np.ascontiguousarray(image[:, :, :colour])).permute(2, 0, 1)
-    _restore_channels(model, source, torch.from_numpy(out).permute(2, 0, 1)[:colour], scale=scale, **kwargs)
+    _restore_channels(model, source, options, torch.from_numpy(out).permute(2, 0, 1)[:colour], scale=scale)
     return out
 
 
 def _restore_channels(
-    model: DCICNN,
+    model: Restorer,
     source: torch.Tensor,
+    options: RestoreOptions,
     out: torch.Tensor | None = None,
     *,
     scale: float = 1.0,
-    **kwargs: Any,
 ) -> torch.Tensor:
     """Restore ``(C, H, W)`` with C = 1 or 3 by a model of 1 or 3 channels into ``out`` (gray <-> colour as documented:
     a gray image through a colour model keeps the mean of the restored channels; a colour image through a gray
@@ -270,14 +296,14 @@ def _restore_channels(
     if out is None:
         dtype = source.dtype if source.dtype.is_floating_point else torch.float32
         out = torch.empty(source.shape, dtype=dtype, device=source.device)
-    if source.shape[0] == model.in_channels:
-        return restore_tensor(model, source, out, scale=scale, **kwargs)
+    if source.shape[0] == model.spec.in_channels:
+        return restore_tensor(model, source, options, out, scale=scale)
     if source.shape[0] == 1:
-        restored = restore_tensor(model, source.expand(3, -1, -1), scale=scale, **kwargs).mean(dim=0, keepdim=True)
+        restored = restore_tensor(model, source.expand(3, -1, -1), options, scale=scale).mean(dim=0, keepdim=True)
     else:
         rgb = source.float()
         luma = (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2])[None]
-        restored = rgb + (restore_tensor(model, luma, scale=scale, **kwargs) - luma)
+        restored = rgb + (restore_tensor(model, luma, options, scale=scale) - luma)
     out.copy_(_cast(restored, out.dtype, scale))
     return out
 
@@ -288,7 +314,7 @@ def _cast(values: torch.Tensor, dtype: torch.dtype, scale: float) -> torch.Tenso
     return values.round().clamp(0, scale).to(dtype)
 
 
-def _restore_pil(model: DCICNN, image: Image.Image, **kwargs: Any) -> Image.Image:
+def _restore_pil(model: Restorer, image: Image.Image, options: RestoreOptions) -> Image.Image:
     """Any PIL mode: EXIF orientation applied, alpha kept, ICC profile carried over, 16-bit kept 16-bit."""
     info = {k: v for k, v in image.info.items() if k in ("icc_profile", "dpi")}
     image = ImageOps.exif_transpose(image) or image
@@ -296,13 +322,13 @@ def _restore_pil(model: DCICNN, image: Image.Image, **kwargs: Any) -> Image.Imag
     if mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image)
         wide = np.clip(array, 0, 65535).astype(np.uint16) if mode == "I" else array.astype(np.uint16)
-        result = Image.fromarray(_restore_numpy(model, wide, **kwargs))
+        result = Image.fromarray(_restore_numpy(model, wide, options))
     elif mode == "F":
-        raise ValueError("floating-point images (mode F) are not supported; pass a numpy array instead")
+        raise InvalidArgumentError("floating-point images (mode F) are not supported; pass a numpy array instead")
     else:
         if mode not in ("L", "LA", "RGB", "RGBA"):
             keep_alpha = "A" in mode or "transparency" in image.info
             image = image.convert("RGBA" if keep_alpha else "RGB")
-        result = Image.fromarray(_restore_numpy(model, np.asarray(image), **kwargs), mode=image.mode)
+        result = Image.fromarray(_restore_numpy(model, np.asarray(image), options), mode=image.mode)
     result.info.update(info)
     return result

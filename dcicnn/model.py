@@ -17,23 +17,26 @@ produces the image: 8 convolutions, 7 BatchNorm layers, 7 ReLUs. Where the paper
 from __future__ import annotations
 
 import copy
-from pathlib import Path
-from typing import Any
 
 import torch
-from huggingface_hub import ModelCard, PyTorchModelHubMixin
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from dcicnn import hub
-from dcicnn.inference import DEFAULT_TILE, ImageLike, restore
+from dcicnn import inference
+from dcicnn.errors import InvalidArgumentError
+from dcicnn.hub import HubMixin
+from dcicnn.inference import ImageLike
+from dcicnn.options import RestoreOptions
+from dcicnn.spec import ModelSpec
 
 __all__ = ["DCICNN"]
+
+_DEFAULTS = RestoreOptions()
 
 
 class DCICNN(
     nn.Module,
-    PyTorchModelHubMixin,
+    HubMixin,
     library_name="dcicnn",
     pipeline_tag="image-to-image",
     license="mit",
@@ -69,7 +72,7 @@ class DCICNN(
         if dilation is not None:
             dilation = list(dilation)
             if len(dilation) != depth:
-                raise ValueError(f"dilation must give one value per convolution ({depth}), got {dilation}")
+                raise InvalidArgumentError(f"dilation must give one value per convolution ({depth}), got {dilation}")
             for value in dilation:
                 _check_int("dilation", value, minimum=1)
         self.in_channels = in_channels
@@ -115,6 +118,17 @@ class DCICNN(
         return sum(self.dilation) if self.dilation else self.depth
 
     @property
+    def spec(self) -> ModelSpec:
+        """This network's description for inference and model cards."""
+        return ModelSpec(
+            in_channels=self.in_channels,
+            out_channels=self.out_channels,
+            receptive_radius=self.receptive_radius,
+            flops_per_pixel=self.flops_per_pixel,
+            scale=self.scale,
+        )
+
+    @property
     def flops_per_pixel(self) -> int:
         """Multiply-adds x 2 per output pixel of the convolutions (BatchNorm folds away at inference)."""
         macs = 9 * (self.in_channels * self.width + (self.depth - 2) * self.width**2 + self.width * self.in_channels)
@@ -124,7 +138,7 @@ class DCICNN(
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Restore a batch ``(N, C, H, W)`` of images on the [0, 1] scale; any H and W >= 1. Output is unclipped."""
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"expected a (N, {self.in_channels}, H, W) tensor, got shape {tuple(x.shape)}")
+            raise InvalidArgumentError(f"expected a (N, {self.in_channels}, H, W) tensor, got shape {tuple(x.shape)}")
         out = self.body(x)
         return x - out if self.residual else out
 
@@ -132,13 +146,14 @@ class DCICNN(
         self,
         image: ImageLike,
         *,
-        tile: int = DEFAULT_TILE,
-        overlap: int | None = None,
-        batch_size: int = 4,
-        device: str | torch.device | None = None,
-        dtype: str | torch.dtype | None = None,
-        compile: bool = False,
-        ensemble: bool = False,
+        tile: int = _DEFAULTS.tile,
+        overlap: int | None = _DEFAULTS.overlap,
+        batch_size: int = _DEFAULTS.batch_size,
+        device: str | torch.device | None = _DEFAULTS.device,
+        dtype: str | torch.dtype | None = _DEFAULTS.dtype,
+        compile: bool = _DEFAULTS.compile,
+        ensemble: bool = _DEFAULTS.ensemble,
+        options: RestoreOptions | None = None,
     ) -> ImageLike:
         """Restore an image of any size; returns the same kind of image.
 
@@ -164,18 +179,25 @@ class DCICNN(
             compile: ``torch.compile`` the inference network (slow first call, faster after).
             ensemble: average the outputs for the 8 flips and 90-degree rotations of the image (geometric
                 self-ensemble): 8 times the work for a small gain (the README's Results measure it).
+            options: all of the above as one ``RestoreOptions`` (then the keywords are ignored).
+
+        Invalid options raise ``ValueError`` before any work (see ``dcicnn.options.RestoreOptions``).
         """
-        return restore(
-            self,
-            image,
-            tile=tile,
-            overlap=overlap,
-            batch_size=batch_size,
-            device=device,
-            dtype=dtype,
-            compile=compile,
-            ensemble=ensemble,
-        )
+        if options is None:
+            options = RestoreOptions(
+                tile=tile,
+                overlap=overlap,
+                batch_size=batch_size,
+                device=None if device is None else str(device),
+                dtype=str(dtype) if dtype is not None else "auto",
+                compile=compile,
+                ensemble=ensemble,
+            )
+        return inference.restore(self, image, options)
+
+    def inference_network(self) -> DCICNN:
+        """What ``restore`` runs: a BatchNorm-folded copy in eval mode (``fuse_batchnorm``)."""
+        return self.fuse_batchnorm()
 
     def fuse_batchnorm(self) -> DCICNN:
         """Return an inference copy with every BatchNorm folded into the preceding convolution.
@@ -207,124 +229,16 @@ class DCICNN(
                 target.bias.copy_(conv.bias)
         return fused.to(next(self.parameters()).device).eval()
 
-    # ----------------------------------------------------------------------------------------------------------------
-    # Hugging Face Hub: strict, safetensors-only loading and our own model card.
-    @classmethod
-    def from_pretrained(  # type: ignore[override]
-        cls,
-        pretrained_model_name_or_path: str | Path | None = None,
-        *,
-        revision: str | None = None,
-        cache_dir: str | Path | None = None,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
-        force_download: bool = False,
-        map_location: str | torch.device = "cpu",
-        strict: bool = True,
-        allow_pickle: bool = False,
-    ) -> DCICNN:
-        """Load a model from a local directory, a Hub repo id, or (with no argument) the bundled default weights.
-
-        Loading is strict (every tensor must match the config) and reads only ``model.safetensors``; pass
-        ``allow_pickle=True`` to accept a ``pytorch_model.bin`` (loaded with ``weights_only=True``).
-
-        Raises:
-            hub.WeightsNotFoundError: the repo, revision, directory or weights file does not exist.
-            hub.WeightsMismatchError: ``config.json`` does not describe the stored weights.
-        """
-        if pretrained_model_name_or_path is None:
-            pretrained_model_name_or_path = hub.bundled_model_dir()
-        source = str(pretrained_model_name_or_path)
-        hub.check_source(source)
-        with hub.translated_hub_errors(source, revision):
-            model = super().from_pretrained(
-                source,
-                revision=revision,
-                cache_dir=cache_dir,
-                local_files_only=local_files_only,
-                token=token,
-                force_download=force_download,
-                map_location=str(map_location),
-                strict=strict,
-                allow_pickle=allow_pickle,
-            )
-        return model
-
-    @classmethod
-    def _from_pretrained(
-        cls,
-        *,
-        model_id: str,
-        revision: str | None,
-        cache_dir: str | Path | None,
-        force_download: bool,
-        local_files_only: bool,
-        token: str | bool | None,
-        config: dict[str, Any] | None = None,
-        map_location: str = "cpu",
-        strict: bool = True,
-        allow_pickle: bool = False,
-        **model_kwargs: Any,
-    ) -> DCICNN:
-        if config is None:
-            hub.ensure_config(
-                model_id,
-                revision=revision,
-                cache_dir=cache_dir,
-                local_files_only=local_files_only,
-                token=token,
-            )
-        known = {k: v for k, v in (config or {}).items() if k in cls._hub_mixin_init_parameters}
-        model = cls(**{**known, **model_kwargs})
-        weights = hub.fetch_weights(
-            model_id,
-            revision=revision,
-            cache_dir=cache_dir,
-            force_download=force_download,
-            local_files_only=local_files_only,
-            token=token,
-            allow_pickle=allow_pickle,
-        )
-        state_dict = hub.read_state_dict(weights, map_location=map_location)
-        hub.load_state_dict(model, state_dict, strict=strict, source=model_id)
-        return model.eval()
-
-    def _save_pretrained(self, save_directory: Path) -> None:
-        """Write ``model.safetensors`` (contiguous copies, so a channels-last model saves too)."""
-        from safetensors.torch import save_file
-
-        state = {name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()}
-        save_file(state, str(Path(save_directory) / hub.WEIGHTS_FILE), metadata={"format": "pt"})
-
-    def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
-        """Render the model card from ``model_cards/`` (keyword arguments: see ``dcicnn.hub.render_model_card``)."""
-        return hub.render_model_card(self, **kwargs)
-
-    def save_pretrained(
-        self,
-        save_directory: str | Path,
-        *,
-        model_card_kwargs: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> str | None:
-        """Write ``config.json``, ``model.safetensors`` and a ``README.md`` model card to ``save_directory``.
-
-        ``model_card_kwargs`` go to ``dcicnn.hub.render_model_card`` (e.g. ``eval_results``, ``training``).
-        An existing README.md is replaced, so the card always describes the weights beside it.
-        """
-        (Path(save_directory) / "README.md").unlink(missing_ok=True)
-        return super().save_pretrained(save_directory, model_card_kwargs=model_card_kwargs, **kwargs)
-
 
 def _check_int(name: str, value: object, *, allowed: tuple[int, ...] = (), minimum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an int, got {value!r}")
+        raise InvalidArgumentError(f"{name} must be an int, got {value!r}")
     if allowed and value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value}")
+        raise InvalidArgumentError(f"{name} must be one of {allowed}, got {value}")
     if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise InvalidArgumentError(f"{name} must be >= {minimum}, got {value}")
 
 
 def _check_bool(name: str, value: object) -> None:
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be a bool, got {value!r}")
+        raise InvalidArgumentError(f"{name} must be a bool, got {value!r}")

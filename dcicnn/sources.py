@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
+from dcicnn.errors import InvalidArgumentError
 from dcicnn.imageio import IMAGE_EXTENSIONS, image_to_uint8, read_image
 
 __all__ = ["FolderSource", "HFDataset", "HFSource", "ImageSource", "InMemorySource", "decode_hf_cell", "report_once"]
@@ -61,7 +62,7 @@ class FolderSource:
             files.extend(sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()))
         self.files = [f for f in files if _readable_header(f)]
         if not self.files:
-            raise ValueError(f"no readable images in {', '.join(map(str, self.roots))}")
+            raise InvalidArgumentError(f"no readable images in {', '.join(map(str, self.roots))}")
 
     def __len__(self) -> int:
         return len(self.files)
@@ -143,7 +144,9 @@ class HFDataset:
             kwargs["revision"] = self.revision
         dataset = datasets.load_dataset(self.path, **kwargs)
         if self.image_column not in (dataset.column_names or []):
-            raise ValueError(f"{self.path}: no column {self.image_column!r}; columns are {dataset.column_names}")
+            raise InvalidArgumentError(
+                f"{self.path}: no column {self.image_column!r}; columns are {dataset.column_names}"
+            )
         # Decode ourselves: cheap skipping in streams, and the same mode handling as for folders.
         return dataset.cast_column(self.image_column, datasets.Image(decode=False))
 
@@ -161,7 +164,7 @@ class HFSource:
 
     def __init__(self, spec: HFDataset, channels: int = 3) -> None:
         if spec.streaming:
-            raise ValueError("HFSource needs a downloaded dataset; use StreamingTrainPatches for streaming")
+            raise InvalidArgumentError("HFSource needs a downloaded dataset; use StreamingTrainPatches for streaming")
         self.spec = spec
         self.channels = channels
         self.dataset = spec.load()

@@ -18,6 +18,8 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
+from dcicnn.errors import InvalidArgumentError
+
 __all__ = ["TrainingThroughput"]
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ class TrainingThroughput(L.Callback):
 
     def __init__(self, warmup_steps: int = 20, summary_path: str | None = None) -> None:
         if warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+            raise InvalidArgumentError(f"warmup_steps must be >= 0, got {warmup_steps}")
         self.warmup_steps = warmup_steps
         self.summary_path = summary_path
         self._reset_totals()

@@ -2,7 +2,7 @@
 
 The network stays a plain ``DCICNN``; this module adds the loss, the optimiser and schedule, per-protocol
 validation metrics (torchmetrics PSNR, SSIM, MSE, synced across DDP ranks), sample images for the logger, a
-divergence guard, and the export of the best weights in Hub layout.
+divergence guard, and the best checkpoint with its export in Hub layout.
 """
 
 from __future__ import annotations
@@ -17,21 +17,21 @@ import lightning as L
 import numpy as np
 import torch
 from huggingface_hub import EvalResult
-from lightning.pytorch.callbacks import BasePredictionWriter, Timer
+from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint, Timer
 from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 from torch.nn import functional as F
 from torchmetrics import MeanSquaredError, MetricCollection
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from dcicnn import hub
+from dcicnn import card, hub
 from dcicnn.data import DEFAULT_VAL_PROTOCOLS, ValidationBatch
 from dcicnn.degradations import check_protocols
-from dcicnn.errors import TrainingDivergedError
+from dcicnn.errors import InvalidArgumentError, TrainingDivergedError
 from dcicnn.imageio import save_image_atomic, to_image
 from dcicnn.model import DCICNN
 
-__all__ = ["HubExport", "RestorationModule", "RestoredImageWriter", "TrainingDivergedError", "metric_name"]
+__all__ = ["BestCheckpoint", "RestorationModule", "RestoredImageWriter", "TrainingDivergedError", "metric_name"]
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +102,22 @@ class RestorationModule(L.LightningModule):
             source = DCICNN.from_pretrained(init_from)
             hub.load_state_dict(self.network, source.state_dict(), strict=True, source=str(init_from))
         if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
+            raise InvalidArgumentError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
         if lr <= 0 or not math.isfinite(lr):
-            raise ValueError(f"lr must be a positive number, got {lr}")
+            raise InvalidArgumentError(f"lr must be a positive number, got {lr}")
         if schedule not in ("constant", "cosine"):
-            raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
+            raise InvalidArgumentError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
         self.val_protocols = check_protocols(val_protocols or DEFAULT_VAL_PROTOCOLS)
+        # Typed attributes for the code below; `hparams` keeps the same values for checkpoints and loggers.
+        self.loss = loss
+        self.lr = lr
+        self.betas = (float(betas[0]), float(betas[1]))
+        self.weight_decay = weight_decay
+        self.schedule: Schedule = schedule
+        self.warmup_steps = int(warmup_steps)
+        self.min_lr_ratio = float(min_lr_ratio)
+        self.channels_last = channels_last
+        self.log_images = int(log_images)
         self.save_hyperparameters(ignore=["network"])
         self.hparams["network"] = dict(cast(dict[str, Any], self.network._hub_mixin_config or {}))
         self.loss_fn = LOSSES[loss]
@@ -139,21 +149,23 @@ class RestorationModule(L.LightningModule):
 
     # ------------------------------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.hparams["channels_last"]:
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.network(x)
 
     def setup(self, stage: str) -> None:
-        if self.hparams["channels_last"]:
+        if self.channels_last:
             self.network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub lacks it
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if datamodule is not None:
             channels = getattr(datamodule, "channels", self.network.in_channels)
             if channels != self.network.in_channels:
-                raise ValueError(f"the data has {channels} channel(s) but the network takes {self.network.in_channels}")
+                raise InvalidArgumentError(
+                    f"the data has {channels} channel(s) but the network takes {self.network.in_channels}"
+                )
             protocols = getattr(datamodule, "val_protocols", self.val_protocols)
             if list(protocols) != self.val_protocols:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"model.val_protocols {self.val_protocols} differ from data.val_protocols {list(protocols)}"
                 )
 
@@ -170,7 +182,7 @@ class RestorationModule(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         degraded, clean = batch
-        if self.hparams["channels_last"]:
+        if self.channels_last:
             clean = clean.contiguous(memory_format=torch.channels_last)
         # BatchNorm updates its running statistics during the forward pass: keep a copy to undo a divergent step.
         buffers = {name: b.clone() for name, b in self.network.named_buffers() if b.is_floating_point()}
@@ -198,7 +210,7 @@ class RestorationModule(L.LightningModule):
                 self._metrics_of(protocol).update(restored[mask], group.clean[mask])
                 # the input as given (unclipped for noise-*), the baseline a restorer must beat
                 self._input_psnr_of(protocol).update(group.degraded[mask].float().contiguous(), group.clean[mask])
-            if batch_idx == 0 and self.hparams["log_images"]:
+            if batch_idx == 0 and self.log_images:
                 self._log_images(group.degraded, restored, group.clean, group.protocol)
 
     def on_validation_epoch_end(self) -> None:
@@ -241,19 +253,19 @@ class RestorationModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.Adam(
             self.network.parameters(),
-            lr=self.hparams["lr"],
-            betas=tuple(self.hparams["betas"]),
-            weight_decay=self.hparams["weight_decay"],
+            lr=self.lr,
+            betas=self.betas,
+            weight_decay=self.weight_decay,
         )
-        warmup = int(self.hparams["warmup_steps"])
+        warmup = self.warmup_steps
         estimate = float(self.trainer.estimated_stepping_batches) if self._trainer is not None else 0.0
         by_steps = 0 < estimate < 1e12  # inf with neither max_steps nor max_epochs
         total = int(estimate) if by_steps else 0
         # No step limit but a time limit (`trainer.max_time`, as on a lent GPU whose speed is not known in advance):
         # the cosine runs over the time budget instead, so the learning rate has decayed when the timer stops.
         timer = None if by_steps or self._trainer is None else _timer(self.trainer)
-        cosine = self.hparams["schedule"] == "cosine" and (by_steps or timer is not None)
-        floor = float(self.hparams["min_lr_ratio"])
+        cosine = self.schedule == "cosine" and (by_steps or timer is not None)
+        floor = self.min_lr_ratio
 
         def factor(step: int) -> float:
             if step < warmup:
@@ -278,7 +290,7 @@ class RestorationModule(L.LightningModule):
         loggers = [lg for lg in self.loggers if hasattr(lg, "log_image")]
         if not loggers or self.trainer.sanity_checking:
             return
-        count = min(int(self.hparams["log_images"]), len(degraded))
+        count = min(self.log_images, len(degraded))
         triplets = [_triplet(degraded[i], restored[i], clean[i]) for i in range(count)]
         captions = [f"{self.val_protocols[int(protocol_index[i])]}: degraded | restored | clean" for i in range(count)]
         for logger in loggers:
@@ -288,9 +300,9 @@ class RestorationModule(L.LightningModule):
         """The last validation metrics as ``EvalResult`` rows for a model card."""
         metrics = self.trainer.callback_metrics
         return [
-            hub.protocol_result(dataset_type, dataset_name, protocol, key, float(metrics[metric_name(protocol, key)]))
+            card.protocol_result(dataset_type, dataset_name, protocol, key, float(metrics[metric_name(protocol, key)]))
             for protocol in self.val_protocols
-            for key in hub.METRIC_LABELS
+            for key in card.METRIC_LABELS
             # the `clean` protocol's input PSNR is infinite: not a number a model card can carry
             if metric_name(protocol, key) in metrics and math.isfinite(float(metrics[metric_name(protocol, key)]))
         ]
@@ -315,69 +327,65 @@ def _triplet(degraded: torch.Tensor, restored: torch.Tensor, clean: torch.Tensor
     return array[:, :, 0] if array.shape[2] == 1 else array
 
 
-class HubExport(L.Callback):
-    """Exports the best weights (by ``monitor``) in Hub layout after each validation that improves on it.
+class BestCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` of the best validation score, which also exports those weights in Hub layout.
 
-    The directory holds ``config.json``, ``model.safetensors`` and a ``README.md`` model card whose evaluation table
-    and ``model-index`` carry the validation metrics, so ``dcicnn push DIR REPO_ID`` can publish it as is.
+    Which checkpoint is best (``monitor``, ``mode``), when it is saved and how that survives a resumed run is
+    ``ModelCheckpoint``'s; each time it saves a new best, the network goes to ``export_dir`` as ``config.json``,
+    ``model.safetensors`` and a ``README.md`` card whose evaluation table and ``model-index`` carry the validation
+    metrics, so ``dcicnn push DIR REPO_ID`` can publish it as is.
 
     Args:
-        dirpath: target directory; ``None``: ``<trainer default_root_dir>/hub``.
-        monitor: the logged metric to maximise (or minimise, with ``mode="min"``).
+        export_dir: where the best weights are exported; ``None``: ``<trainer default_root_dir>/hub``.
         dataset_name: pretty name of the validation data for the model card.
         dataset_type: identifier of the validation data for the model card.
         training: free text about the training run for the model card.
+        dirpath, filename, monitor, mode, save_top_k: as ``ModelCheckpoint`` (other keywords pass through).
     """
 
     def __init__(
         self,
         dirpath: str | None = None,
-        monitor: str = "val/psnr",
+        filename: str | None = "best-{step}",
+        monitor: str | None = "val/psnr",
         mode: Literal["max", "min"] = "max",
+        save_top_k: int = 1,
+        export_dir: str | None = None,
         dataset_name: str = "validation set",
         dataset_type: str = "validation",
         training: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        self.dirpath = dirpath
-        self.monitor = monitor
-        self.mode = mode
+        super().__init__(
+            dirpath=dirpath, filename=filename, monitor=monitor, mode=mode, save_top_k=save_top_k, **kwargs
+        )
+        self.export_dir = export_dir
         self.dataset_name = dataset_name
         self.dataset_type = dataset_type
         self.training = training
-        self.best: float | None = None
-        self.path: Path | None = None
+        self.exported: Path | None = None
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best}
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        super()._save_checkpoint(trainer, filepath)
+        module = trainer.lightning_module
+        if trainer.is_global_zero and isinstance(module, RestorationModule):
+            self._export(trainer, module)
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.best = state_dict.get("best")
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not isinstance(pl_module, RestorationModule):
-            return
-        metric = trainer.callback_metrics.get(self.monitor)
-        if metric is None:
-            return
-        value = float(metric)
-        better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
-        if not better or not math.isfinite(value):
-            return
-        self.best = value
-        if trainer.is_global_zero:
-            self.path = Path(self.dirpath) if self.dirpath else Path(trainer.default_root_dir) / "hub"
-            training = self.training or (
-                f"Trained with `dcicnn fit` (step {trainer.global_step}, epoch {trainer.current_epoch}); "
-                f"best {self.monitor} = {value:.4f}."
-            )
-            pl_module.network.save_pretrained(
-                self.path,
-                model_card_kwargs={
-                    "eval_results": pl_module.validation_results(self.dataset_name, self.dataset_type),
-                    "training": training,
-                },
-            )
-            log.info("exported the best weights (%s = %.4f) to %s", self.monitor, value, self.path)
+    def _export(self, trainer: L.Trainer, module: RestorationModule) -> None:
+        path = Path(self.export_dir) if self.export_dir else Path(trainer.default_root_dir) / "hub"
+        score = "" if self.current_score is None else f"; best {self.monitor} = {float(self.current_score):.4f}"
+        training = self.training or (
+            f"Trained with `dcicnn fit` (step {trainer.global_step}, epoch {trainer.current_epoch}){score}."
+        )
+        module.network.save_pretrained(
+            path,
+            model_card_kwargs={
+                "eval_results": module.validation_results(self.dataset_name, self.dataset_type),
+                "training": training,
+            },
+        )
+        self.exported = path
+        log.info("exported the best weights (step %d%s) to %s", trainer.global_step, score, path)
 
 
 class RestoredImageWriter(BasePredictionWriter):

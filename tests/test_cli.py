@@ -106,3 +106,28 @@ def test_public_names_resolve_lazily() -> None:
         assert getattr(dcicnn, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         dcicnn.nope  # noqa: B018
+
+
+def test_user_errors_are_one_line_and_bugs_keep_their_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dcicnn.errors import DcicnnError, InvalidArgumentError
+    from dcicnn_cli import card
+    from dcicnn_cli.main import main
+
+    def user_error(args: object) -> int:
+        raise InvalidArgumentError("--name must not be empty")
+
+    monkeypatch.setattr(card, "run", user_error)
+    assert main(["card", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "dcicnn card: error: --name must not be empty (DCICNN_TRACEBACK=1 shows the traceback)"
+    )
+    assert issubclass(InvalidArgumentError, DcicnnError) and issubclass(InvalidArgumentError, ValueError)
+
+    def bug(args: object) -> int:
+        raise ValueError("an internal invariant broke")
+
+    monkeypatch.setattr(card, "run", bug)
+    with pytest.raises(ValueError, match="internal invariant"):
+        main(["card", str(tmp_path)])

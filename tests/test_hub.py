@@ -12,7 +12,6 @@ import torch
 from huggingface_hub import HfApi, ModelCard, hf_hub_download
 
 from dcicnn import DCICNN, WeightsNotFoundError
-from dcicnn.hub import download_model, push_model
 from tests.helpers import randomise_batchnorm
 from tests.hub_server import FakeHub
 
@@ -65,7 +64,7 @@ def test_push_model_directory_to_a_branch(fake_hub: FakeHub, tmp_path: Path, ima
     main_model, branch_model = make_model(0), make_model(2, residual=False)
     main_model.push_to_hub("acme/branches")
     branch_model.save_pretrained(tmp_path / "saved", model_card_kwargs={"training": "a branch test"})
-    push_model(tmp_path / "saved", "acme/branches", branch="experiment")
+    DCICNN.push_directory(tmp_path / "saved", "acme/branches", branch="experiment")
     on_branch = DCICNN.from_pretrained("acme/branches", revision="experiment", cache_dir=tmp_path / "c")
     on_main = DCICNN.from_pretrained("acme/branches", cache_dir=tmp_path / "c")
     assert on_branch.residual is False and on_main.residual is True
@@ -110,7 +109,7 @@ def test_local_files_only_from_cache_with_the_server_stopped(
 def test_download_model_into_a_directory(fake_hub: FakeHub, tmp_path: Path, images: torch.Tensor) -> None:
     model = make_model(4)
     model.push_to_hub("acme/dl")
-    path = download_model("acme/dl", tmp_path / "out")
+    path = DCICNN.download_directory("acme/dl", tmp_path / "out")
     assert sorted(p.name for p in path.iterdir() if not p.name.startswith(".")) == [
         "README.md",
         "config.json",

@@ -13,6 +13,7 @@ from PIL import Image, ImageCms
 
 from dcicnn import DCICNN
 from dcicnn.inference import plan_tiles, resolve_device_dtype
+from dcicnn.options import RestoreOptions
 from tests.helpers import variant
 
 
@@ -150,10 +151,43 @@ def test_bf16_is_close_to_fp32_and_auto_picks_by_hardware() -> None:
     fp32 = MODEL.restore(x, dtype="fp32")
     bf16 = MODEL.restore(x, dtype="bf16")
     assert (bf16 - fp32).abs().max() < 0.02
-    device, dtype = resolve_device_dtype(MODEL, None, "auto")
+    device, dtype = resolve_device_dtype(MODEL, RestoreOptions())
     assert device.type == "cpu" and dtype in (torch.float32, torch.bfloat16)
-    with pytest.raises(ValueError, match="dtype must be one of"):
+    assert MODEL.restore(x, dtype=torch.float32).equal(fp32)  # a torch.dtype is accepted too
+    with pytest.raises(ValueError, match="dtype must be 'auto' or one of fp32, bf16, fp16, got 'int8'"):
         MODEL.restore(x, dtype="int8")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"tile": 0}, "tile must be an int >= 1"),
+        ({"batch_size": -1}, "batch_size must be an int >= 1"),
+        ({"overlap": -2}, "overlap must be None or an int >= 0"),
+        ({"device": "foo"}, "unknown device 'foo'"),
+        ({"overlap": 1}, "below the model's receptive radius"),
+    ],
+)
+def test_bad_options_are_one_clear_error(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        MODEL.restore(torch.rand(3, 8, 8), **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_without_a_gpu_is_one_clear_error() -> None:
+    with pytest.raises(ValueError, match="no usable CUDA GPU"):
+        MODEL.restore(torch.rand(3, 8, 8), device="cuda")
+
+
+def test_an_empty_image_is_one_clear_error() -> None:
+    with pytest.raises(ValueError, match="the image is empty"):
+        MODEL.restore(np.zeros((0, 0, 3), dtype=np.uint8))
+
+
+def test_options_object_and_keywords_agree() -> None:
+    x = torch.rand(3, 40, 30)
+    options = RestoreOptions(tile=20, batch_size=2, dtype="fp32")
+    torch.testing.assert_close(MODEL.restore(x, options=options), MODEL.restore(x, tile=20, batch_size=2, dtype="fp32"))
 
 
 def test_runner_follows_weight_updates() -> None:

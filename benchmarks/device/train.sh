@@ -73,7 +73,7 @@ echo "== training for $TRAIN_TIME"
     --trainer.max_time "$TRAIN_TIME" --trainer.default_root_dir "$RUN" \
     --trainer.logger lightning.pytorch.loggers.CSVLogger --trainer.logger.save_dir "$RUN" \
     --trainer.logger.name gpu --trainer.logger.version 0 \
-    --hub_export.dirpath "$OUT/hub" --throughput.summary_path "$OUT/throughput.json" \
+    --checkpoint.export_dir "$OUT/hub" --throughput.summary_path "$OUT/throughput.json" \
     "${init[@]}" "${recipe[@]}" "$@"
 cp "$RUN/gpu/version_0/metrics.csv" "$RUN/gpu/version_0/config.yaml" "$OUT/"
 [ -f "$RUN/nvidia-smi.csv" ] && { echo "== nvidia-smi samples (timestamp, utilisation, memory)"; cat "$RUN/nvidia-smi.csv"; }

@@ -1,0 +1,40 @@
+"""The inference options that `restore`, `evaluate` and `demo` share, declared once from ``RestoreOptions``."""
+
+from __future__ import annotations
+
+import argparse
+
+from dcicnn.options import RestoreOptions
+from dcicnn.spec import DTYPE_NAMES
+
+DEFAULTS = RestoreOptions()
+
+
+def add_inference_arguments(
+    parser: argparse.ArgumentParser, *, dtype: str = DEFAULTS.dtype, tiling: bool = True
+) -> None:
+    """``--device``, ``--dtype`` and (with ``tiling``) ``--tile``, ``--batch-size``, ``--compile``."""
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, mps ... (default: cpu)")
+    parser.add_argument(
+        "--dtype",
+        default=dtype,
+        help=f"auto (bf16 where the hardware runs it fast, else fp32), {', '.join(DTYPE_NAMES)} (default {dtype})",
+    )
+    if tiling:
+        parser.add_argument(
+            "--tile", type=int, default=DEFAULTS.tile, help="tile side in pixels (memory grows with its square)"
+        )
+        parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="tiles per forward pass")
+        parser.add_argument("--compile", action="store_true", help="torch.compile the network (faster for many files)")
+
+
+def inference_options(args: argparse.Namespace, *, ensemble: bool = False) -> RestoreOptions:
+    """The validated ``RestoreOptions`` of parsed arguments (a bad value fails here, before any work)."""
+    return RestoreOptions(
+        tile=getattr(args, "tile", DEFAULTS.tile),
+        batch_size=getattr(args, "batch_size", DEFAULTS.batch_size),
+        device=args.device,
+        dtype=args.dtype,
+        compile=getattr(args, "compile", DEFAULTS.compile),
+        ensemble=ensemble,
+    )

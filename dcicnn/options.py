@@ -1,0 +1,68 @@
+"""``RestoreOptions``: every option of ``restore()`` in one frozen, validated object (no torch import, so the CLI
+can build and check it before it loads anything)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dcicnn.errors import InvalidArgumentError
+from dcicnn.spec import DTYPE_NAMES
+
+__all__ = ["RestoreOptions"]
+
+_DTYPE_ALIASES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    """How ``restore()`` runs; invalid values raise ``ValueError`` when the object is made.
+
+    Attributes:
+        tile: tile side in pixels; images up to this size run in one pass. Memory grows with ``tile**2 *
+            batch_size``, not with the image.
+        overlap: context kept around each tile; ``None`` (default) is the model's receptive radius, the least that
+            makes the result equal to a whole-image pass (a smaller value is refused).
+        batch_size: tiles per forward pass.
+        device: where to run (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``...; ``None``: where the model is).
+        dtype: ``"auto"`` (bf16 where the hardware runs it fast, else fp32), ``"fp32"``, ``"bf16"`` or ``"fp16"``
+            (``torch.float32`` and the like, and their long names, are accepted and normalised).
+        compile: ``torch.compile`` the inference network (slow first call, faster after).
+        ensemble: average the outputs for the 8 flips and 90-degree rotations (geometric self-ensemble): 8 times
+            the work for a small gain (measured in the README's Results).
+    """
+
+    tile: int = 512
+    overlap: int | None = None
+    batch_size: int = 4
+    device: str | None = None
+    dtype: str = "auto"
+    compile: bool = False
+    ensemble: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("tile", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidArgumentError(f"{name} must be an int >= 1, got {value!r}")
+        if self.overlap is not None and (
+            isinstance(self.overlap, bool) or not isinstance(self.overlap, int) or self.overlap < 0
+        ):
+            raise InvalidArgumentError(f"overlap must be None or an int >= 0, got {self.overlap!r}")
+        object.__setattr__(self, "dtype", _dtype_name(self.dtype))
+        if self.device is not None:
+            object.__setattr__(self, "device", str(self.device))
+        for name in ("compile", "ensemble"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidArgumentError(f"{name} must be a bool, got {getattr(self, name)!r}")
+
+
+def _dtype_name(dtype: Any) -> str:
+    """``"auto"`` or one of ``DTYPE_NAMES`` for a name, an alias or a ``torch.dtype`` (``None`` means auto)."""
+    if dtype is None:
+        return "auto"
+    name = str(dtype).removeprefix("torch.")
+    name = _DTYPE_ALIASES.get(name, name)
+    if name != "auto" and name not in DTYPE_NAMES:
+        raise InvalidArgumentError(f"dtype must be 'auto' or one of {', '.join(DTYPE_NAMES)}, got {dtype!r}")
+    return name
