@@ -16,7 +16,7 @@ from tqdm import tqdm
 from dcicnn.errors import DcicnnError, InvalidArgumentError, WeightsNotFoundError
 from dcicnn.imageio import IMAGE_EXTENSIONS, open_image, save_image_atomic
 from dcicnn.options import RestoreOptions
-from dcicnn_cli.options import add_inference_arguments, inference_options
+from dcicnn_cli.options import add_inference_arguments, check_device_dtype, inference_options
 
 if TYPE_CHECKING:  # torch is imported when a model is loaded, not for `--help`
     from dcicnn.model import DCICNN
@@ -125,12 +125,16 @@ def restore_one(model: DCICNN, job: Job, args: argparse.Namespace, options: Rest
 
 
 def run(args: argparse.Namespace) -> int:
-    options = inference_options(args, ensemble=args.ensemble)  # checked before any work
+    # Every option is checked before any work, and once, not once per image.
+    options = inference_options(args, ensemble=args.ensemble)
+    if not 1 <= args.quality <= 100:
+        raise InvalidArgumentError(f"--quality must be in 1..100, got {args.quality}")
     extension = None if args.format == "same" else FORMATS[args.format]
     jobs, errors = collect(args.inputs, args.output, extension)
     for line in errors:
         print(f"dcicnn restore: error: {line}", file=sys.stderr)
     model = load_model_source(args.model, args.revision)
+    check_device_dtype(model, options)  # a device this machine lacks: one line, nothing created
     if jobs:
         args.output.mkdir(parents=True, exist_ok=True)
         if not os.access(args.output, os.W_OK):

@@ -19,11 +19,10 @@ from dcicnn.training import BestCheckpoint, RestorationModule, RestoredImageWrit
 
 
 class DCICNNCLI(LightningCLI):
-    """LightningCLI with the checkpoints (the best one exported in Hub layout) every run needs, and the protocol list
-    shared by model and data."""
+    """LightningCLI with the checkpoints (the best one exported in Hub layout) every run needs. The validation
+    protocols are the data's (``data.val_protocols``); the module takes them from its data module."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.link_arguments("data.val_protocols", "model.val_protocols")
         # The best weights by validation PSNR (best-step=N.ckpt), exported in Hub layout as they are saved ...
         parser.add_lightning_class_args(BestCheckpoint, "checkpoint")
         # ... and last.ckpt every N steps, so a killed run resumes with --ckpt_path last losing at most N steps.

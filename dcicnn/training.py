@@ -70,8 +70,8 @@ class RestorationModule(L.LightningModule):
             ``trainer.max_steps``, or, when only ``trainer.max_time`` limits the run, over that time.
         warmup_steps: linear warm-up steps before the schedule.
         min_lr_ratio: final learning rate of the cosine schedule, as a fraction of ``lr``.
-        val_protocols: names of the validation protocols, in the order of the data module's ``protocol_index``
-            (the CLI links this to ``data.val_protocols``).
+        val_protocols: the validation protocols, in the order of the data's protocol indices. ``None`` (default):
+            those of the data module (``data.val_protocols``), which owns them; given, they must equal the data's.
         channels_last: run the network in channels-last memory format (faster on CPUs with oneDNN and on GPUs).
         log_images: number of degraded | restored | clean triplets sent to the logger at each validation.
         init_from: warm-start the network from a saved model (a ``save_pretrained`` directory such as
@@ -108,6 +108,7 @@ class RestorationModule(L.LightningModule):
         if schedule not in ("constant", "cosine"):
             raise InvalidArgumentError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
         self.val_protocols = check_protocols(val_protocols or DEFAULT_VAL_PROTOCOLS)
+        self.protocols_given = val_protocols is not None
         # Typed attributes for the code below; `hparams` keeps the same values for checkpoints and loggers.
         self.loss = loss
         self.lr = lr
@@ -121,8 +122,7 @@ class RestorationModule(L.LightningModule):
         self.save_hyperparameters(ignore=["network"])
         self.hparams["network"] = dict(cast(dict[str, Any], self.network._hub_mixin_config or {}))
         self.loss_fn = LOSSES[loss]
-        self.val_metrics = nn.ModuleDict({p: self._metrics() for p in self.val_protocols})
-        self.input_psnr = nn.ModuleDict({p: self._psnr() for p in self.val_protocols})
+        self._use_protocols(self.val_protocols)
         self.best: dict[str, float] = {}
 
     @staticmethod
@@ -163,11 +163,20 @@ class RestorationModule(L.LightningModule):
                 raise InvalidArgumentError(
                     f"the data has {channels} channel(s) but the network takes {self.network.in_channels}"
                 )
-            protocols = getattr(datamodule, "val_protocols", self.val_protocols)
-            if list(protocols) != self.val_protocols:
+            protocols = list(getattr(datamodule, "val_protocols", self.val_protocols))
+            if self.protocols_given and protocols != self.val_protocols:
                 raise InvalidArgumentError(
-                    f"model.val_protocols {self.val_protocols} differ from data.val_protocols {list(protocols)}"
+                    f"model.val_protocols {self.val_protocols} differ from data.val_protocols {protocols}; "
+                    "leave model.val_protocols unset to use the data's"
                 )
+            if protocols != self.val_protocols:
+                self._use_protocols(protocols)
+
+    def _use_protocols(self, protocols: list[str]) -> None:
+        """Validate under ``protocols``: one metric collection and one input-PSNR metric per protocol."""
+        self.val_protocols = list(protocols)
+        self.val_metrics = nn.ModuleDict({p: self._metrics() for p in self.val_protocols})
+        self.input_psnr = nn.ModuleDict({p: self._psnr() for p in self.val_protocols})
 
     def on_fit_start(self) -> None:
         parameters = sum(p.numel() for p in self.network.parameters())

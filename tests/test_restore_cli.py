@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from dcicnn import DCICNN
@@ -210,6 +211,28 @@ def test_missing_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
         capsys, str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "no-model")
     )
     assert code == 1 and len(errors) == 1 and "no such directory" in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--device", "foo"], "unknown device 'foo'"),
+        (["--dtype", "int8"], "dtype must be 'auto' or one of fp32, bf16, fp16"),
+        (["--tile", "0"], "tile must be an int >= 1"),
+        (["--format", "jpg", "--quality", "-5"], "--quality must be in 1..100"),
+        (["--quality", "150"], "--quality must be in 1..100"),
+        *([(["--device", "cuda"], "no usable CUDA GPU")] if not torch.cuda.is_available() else []),
+    ],
+)
+def test_bad_options_fail_once_before_any_work(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str], option: list[str], message: str
+) -> None:
+    photo(tmp_path / "in" / "a.png")
+    photo(tmp_path / "in" / "b.png")
+    out = tmp_path / "out"
+    code, errors, _ = restore(capsys, str(tmp_path / "in"), "-o", str(out), "--model", str(model_dir), *option)
+    assert code == 1 and len(errors) == 1 and message in errors[0], errors  # once, not once per image
+    assert not out.exists()  # nothing created
 
 
 @pytest.mark.slow

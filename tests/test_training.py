@@ -136,6 +136,20 @@ def test_test_stage_logs_under_test(tmp_path: Path) -> None:
     assert module.best == {}  # testing never moves the best validation scores
 
 
+def test_the_data_owns_the_validation_protocols(tmp_path: Path) -> None:
+    assets = [str(REPO_ROOT / "dcicnn" / "assets")]
+    dm = DegradationDataModule(val_dirs=assets, val_crop=32, num_workers=0, val_protocols=["noise-s5", "jpeg-q95"])
+    trainer_args = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
+    module = RestorationModule(DCICNN(width=4, depth=2), log_images=0)  # no protocols of its own
+    L.Trainer(**trainer_args, enable_model_summary=False, default_root_dir=tmp_path).validate(module, datamodule=dm)
+    assert module.val_protocols == ["noise-s5", "jpeg-q95"] and set(module.val_metrics) == {"noise-s5", "jpeg-q95"}
+    conflicting = RestorationModule(DCICNN(width=4, depth=2), val_protocols=["jpeg-q10"], log_images=0)
+    with pytest.raises(ValueError, match=r"differ from data.val_protocols .*leave model.val_protocols unset"):
+        L.Trainer(**trainer_args, enable_model_summary=False, default_root_dir=tmp_path).validate(
+            conflicting, datamodule=dm
+        )
+
+
 def test_triplet_is_uint8() -> None:
     image = _triplet(torch.rand(3, 8, 10), torch.rand(3, 8, 10), torch.rand(3, 8, 10))
     assert image.dtype == np.uint8 and image.shape == (8, 38, 3) and image.max() > 128
