@@ -45,7 +45,17 @@ def add_parser(sub: Any) -> None:
         help="output format (default png; 'same' keeps the input's)",
     )
     parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality of the output (default 95)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
+    existing.add_argument(
+        "--skip-existing", action="store_true", help="leave inputs whose output exists alone (resume a big folder)"
+    )
+    parser.add_argument(
+        "--keep-extension",
+        action="store_true",
+        help="name outputs after the whole input name (photo.jpg -> photo.jpg.png), so photo.jpg and photo.webp "
+        "do not both become photo.png",
+    )
     parser.add_argument(
         "--max-pixels",
         type=int,
@@ -66,24 +76,41 @@ class Job:
     target: Path
 
 
-def collect(inputs: list[str], output: Path, extension: str | None) -> tuple[list[Job], list[str]]:
-    """Jobs for every input image, and one error line per input that names nothing restorable."""
+def collect(
+    inputs: list[str], output: Path, extension: str | None, keep_extension: bool = False
+) -> tuple[list[Job], list[str]]:
+    """Jobs for every input image, and one error line per input that names nothing restorable. Files under the
+    output folder are never inputs (an output folder inside an input folder is not restored again)."""
     jobs: list[Job] = []
     errors: list[str] = []
+    out = output.resolve()
+
+    def target(relative: Path) -> Path:
+        name = relative.name + (extension or "") if keep_extension else relative.stem + (extension or relative.suffix)
+        return output / relative.parent / name
+
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            files = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.resolve().is_relative_to(out)
+            )
             if not files:
                 errors.append(f"{item}: no images in this folder")
-            jobs += [Job(f, output / f.relative_to(path).with_suffix(extension or f.suffix)) for f in files]
+            jobs += [Job(f, target(f.relative_to(path))) for f in files]
         elif path.exists() or not glob.has_magic(item):
-            jobs.append(Job(path, output / (path.stem + (extension or path.suffix))))
+            jobs.append(Job(path, target(Path(path.name))))
         else:
-            matches = sorted(Path(m) for m in glob.glob(item, recursive=True) if Path(m).is_file())
+            matches = sorted(
+                Path(m)
+                for m in glob.glob(item, recursive=True)
+                if Path(m).is_file() and not Path(m).resolve().is_relative_to(out)
+            )
             if not matches:
                 errors.append(f"{item}: no file matches this pattern")
-            jobs += [Job(m, output / (m.stem + (extension or m.suffix))) for m in matches]
+            jobs += [Job(m, target(Path(m.name))) for m in matches]
     return jobs, errors
 
 
@@ -117,7 +144,7 @@ def restore_one(model: DCICNN, job: Job, args: argparse.Namespace, options: Rest
     if job.target.resolve() in inputs:
         raise InvalidArgumentError(f"the output {job.target} would overwrite an input")
     if job.target.exists() and not args.overwrite:
-        raise FileExistsError(f"{job.target} exists (pass --overwrite to replace it)")
+        raise FileExistsError(f"{job.target} exists (pass --overwrite to replace it, or --skip-existing to keep it)")
     image = open_image(job.source, args.max_pixels)
     restored = model.restore(image, options=options)
     job.target.parent.mkdir(parents=True, exist_ok=True)
@@ -130,29 +157,46 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.quality <= 100:
         raise InvalidArgumentError(f"--quality must be in 1..100, got {args.quality}")
     extension = None if args.format == "same" else FORMATS[args.format]
-    jobs, errors = collect(args.inputs, args.output, extension)
+    jobs, errors = collect(args.inputs, args.output, extension, args.keep_extension)
     for line in errors:
         print(f"dcicnn restore: error: {line}", file=sys.stderr)
     model = load_model_source(args.model, args.revision)
     check_device_dtype(model, options)  # a device this machine lacks: one line, nothing created
+    created = jobs and not args.output.exists()
     if jobs:
         args.output.mkdir(parents=True, exist_ok=True)
         if not os.access(args.output, os.W_OK):
             raise PermissionError(f"{args.output}: output folder is not writable")
     inputs = {job.source.resolve() for job in jobs}
-    claimed: set[Path] = set()
-    failed = len(errors)
-    for job in tqdm(jobs, desc="restoring", unit="image", disable=None, file=sys.stderr):
-        try:
-            if job.target in claimed:
-                raise FileExistsError(f"{job.target} is also the output of another input; restore them separately")
-            claimed.add(job.target)
-            restore_one(model, job, args, options, inputs)
-        except (DcicnnError, OSError) as err:  # this file's problem: say so and go on with the others
-            failed += 1
-            tqdm.write(f"dcicnn restore: error: {_reason(job, err)}", file=sys.stderr)
-    done = len(jobs) - (failed - len(errors))
-    print(f"restored {done} of {len(jobs)} image(s) into {args.output}" + (f"; {failed} failed" if failed else ""))
+    claimed: dict[Path, Path] = {}
+    failed, skipped, done = len(errors), 0, 0
+    try:
+        for job in tqdm(jobs, desc="restoring", unit="image", disable=None, file=sys.stderr):
+            try:
+                if job.target in claimed:
+                    raise FileExistsError(
+                        f"{job.source}: its output {job.target} is also that of {claimed[job.target]}, which was "
+                        "restored; pass --keep-extension to name outputs after the whole input name"
+                    )
+                claimed[job.target] = job.source
+                if args.skip_existing and job.target.exists():
+                    skipped += 1
+                    continue
+                restore_one(model, job, args, options, inputs)
+                done += 1
+            except (DcicnnError, OSError) as err:  # this file's problem: say so and go on with the others
+                failed += 1
+                tqdm.write(f"dcicnn restore: error: {_reason(job, err)}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"interrupted: restored {done} of {len(jobs)} image(s) into {args.output}", file=sys.stderr)
+        raise
+    finally:
+        if created and not any(args.output.iterdir()):
+            args.output.rmdir()  # nothing was written: leave no empty folder behind
+    summary = f"restored {done} of {len(jobs)} image(s) into {args.output}"
+    summary += f"; {skipped} skipped (output exists)" if skipped else ""
+    summary += f"; {failed} failed" if failed else ""
+    print(summary)
     return 1 if failed else 0
 
 

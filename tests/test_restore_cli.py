@@ -151,11 +151,67 @@ def test_overwrite_semantics(tmp_path: Path, model_dir: Path, capsys: pytest.Cap
     with Image.open(out / "a.png") as image:
         assert image.size == (40, 30)
     before = (tmp_path / "in" / "a.png").read_bytes()
-    code, errors, _ = restore(
-        capsys, str(tmp_path / "in"), "-o", str(tmp_path / "in"), "--model", str(model_dir), "--overwrite"
+    code, errors, _ = restore(  # a file named on the command line, written back into its own folder
+        capsys, str(tmp_path / "in" / "a.png"), "-o", str(tmp_path / "in"), "--model", str(model_dir), "--overwrite"
     )
     assert code == 1 and "would overwrite an input" in errors[0]
     assert (tmp_path / "in" / "a.png").read_bytes() == before
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_an_input(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo(tmp_path / "in" / "a.jpg")
+    out = tmp_path / "in" / "restored"
+    for _ in range(2):  # the second run must not restore restored/a.png into restored/restored/a.png
+        code, errors, _ = restore(
+            capsys, str(tmp_path / "in"), "-o", str(out), "--model", str(model_dir), "--skip-existing"
+        )
+        assert code == 0 and errors == [], errors
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["a.png"]
+
+
+def test_skip_existing_resumes_a_folder(tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo(tmp_path / "in" / "a.png")
+    photo(tmp_path / "in" / "b.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"done before")
+    code, errors, summary = restore(
+        capsys, str(tmp_path / "in"), "-o", str(out), "--model", str(model_dir), "--skip-existing"
+    )
+    assert code == 0 and errors == [] and "restored 1 of 2 image(s)" in summary and "1 skipped" in summary
+    assert (out / "a.png").read_bytes() == b"done before" and (out / "b.png").is_file()
+    code, errors, _ = restore(capsys, str(tmp_path / "in"), "-o", str(out), "--model", str(model_dir))
+    assert code == 1 and "--skip-existing to keep it" in errors[0]
+    with pytest.raises(SystemExit):  # one or the other
+        main(["restore", str(tmp_path / "in"), "-o", str(out), "--overwrite", "--skip-existing"])
+    capsys.readouterr()
+
+
+def test_same_stem_inputs_name_both_and_keep_extension_separates_them(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo(tmp_path / "in" / "photo.jpg")
+    photo(tmp_path / "in" / "photo.webp")
+    out = tmp_path / "out"
+    code, errors, _ = restore(capsys, str(tmp_path / "in"), "-o", str(out), "--model", str(model_dir))
+    assert code == 1 and len(errors) == 1
+    assert "photo.webp" in errors[0] and "photo.jpg" in errors[0] and "--keep-extension" in errors[0]
+    code, errors, _ = restore(
+        capsys, str(tmp_path / "in"), "-o", str(tmp_path / "kept"), "--model", str(model_dir), "--keep-extension"
+    )
+    assert code == 0 and errors == []
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["photo.jpg.png", "photo.webp.png"]
+
+
+def test_a_total_failure_leaves_no_empty_output_folder(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "broken.png").write_bytes(b"not an image")
+    code, errors, _ = restore(capsys, str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model_dir))
+    assert code == 1 and len(errors) == 1 and not (tmp_path / "out").exists()
 
 
 def test_failed_save_leaves_no_partial_file(
@@ -166,7 +222,7 @@ def test_failed_save_leaves_no_partial_file(
         capsys, str(tmp_path / "rgba.png"), "-o", str(tmp_path / "out"), "--format", "jpg", "--model", str(model_dir)
     )
     assert code == 1 and "JPEG cannot store a RGBA image" in errors[0]
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # no partial file, and no empty folder either
 
 
 def test_unwritable_output(tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
