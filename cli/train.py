@@ -6,16 +6,46 @@ Configs compose with repeated ``--config`` (later files override earlier ones) a
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from dcicnn.data import DegradationDataModule
 from dcicnn.loggers import wandb_offline_without_credentials
 from dcicnn.throughput import TrainingThroughput
 from dcicnn.training import BestCheckpoint, RestorationModule, RestoredImageWriter
+
+
+class ConfigToLoggers(SaveConfigCallback):
+    """Saves the merged config beside the logs (as Lightning does) and gives it, flattened, to every logger, so
+    runs compare side by side on every setting that differs (W&B's run config, CSV's hparams.yaml)."""
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        flat = _flatten(self.config.as_dict())
+        for logger in trainer.loggers:
+            logger.log_hyperparams(flat)
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"data": {"patch_size": 64}}`` -> ``{"data.patch_size": 64}``; lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+#: Where a run writes when nothing says otherwise: checkpoints, logs, the saved config, the Hub export.
+DEFAULT_ROOT = "runs"
 
 
 class DCICNNCLI(LightningCLI):
@@ -44,11 +74,24 @@ class DCICNNCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        _loggers_under_root(config.trainer.logger, config.trainer.default_root_dir)
         wandb_offline_without_credentials(config.trainer.logger)
 
 
+def _loggers_under_root(logger_config: Any, root: str | None) -> None:
+    """Everything a run writes belongs under its ``trainer.default_root_dir``: a logger left at the default
+    ``save_dir`` (``runs``) follows the root; one the user pointed elsewhere stays where it was told."""
+    if not root or root == DEFAULT_ROOT:
+        return
+    entries = logger_config if isinstance(logger_config, list) else [logger_config]
+    for entry in entries:
+        init_args = getattr(entry, "init_args", None)
+        if init_args is not None and getattr(init_args, "save_dir", None) == DEFAULT_ROOT:
+            init_args.save_dir = root
+
+
 def _checkpoint_dir(root: str | None) -> str:
-    return str(Path(root or "runs") / "checkpoints")
+    return str(Path(root or DEFAULT_ROOT) / "checkpoints")
 
 
 def main(args: Sequence[str] | None = None) -> None:
@@ -56,19 +99,32 @@ def main(args: Sequence[str] | None = None) -> None:
     build(args)
 
 
+def quiet_third_party_notices() -> None:
+    """Keep the console to what a dcicnn user can act on: Lightning's advertisement for its cloud logger and a
+    deprecation inside Lightning's own use of torch are not ours (or the user's) to fix."""
+    warnings.filterwarnings(
+        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
+    )
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: "litlogger" not in record.getMessage()
+    )
+
+
 def build(args: Sequence[str] | None = None, run: bool = True) -> DCICNNCLI:
     """The LightningCLI of ``dcicnn fit|validate|test|predict``; with ``run=False``, parse and instantiate only
     (``args`` then has no subcommand)."""
+    quiet_third_party_notices()
     return DCICNNCLI(
         RestorationModule,
         DegradationDataModule,
         args=list(args) if args is not None else None,
         run=run,
         seed_everything_default=0,
+        save_config_callback=ConfigToLoggers,
         save_config_kwargs={"overwrite": True},
         trainer_defaults={
-            "default_root_dir": "runs",
-            "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs"}},
+            "default_root_dir": DEFAULT_ROOT,
+            "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": DEFAULT_ROOT}},
         },
         parser_kwargs={"prog": "dcicnn"},
         auto_configure_optimizers=False,  # RestorationModule configures Adam and its schedule itself

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from dcicnn.errors import ExportVerificationError
+from dcicnn.imageio import publish
 from dcicnn.model import DCICNN
 
 __all__ = ["export_onnx", "export_torchscript", "verify_onnx"]
@@ -22,13 +23,15 @@ __all__ = ["export_onnx", "export_torchscript", "verify_onnx"]
 
 @contextlib.contextmanager
 def _atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` that is renamed onto it only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A temporary path beside ``path`` that is renamed onto it (with normal permissions) only if the block
+    succeeds. The folder must exist: a typo in it should fail, not create a tree."""
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path.parent}: no such folder")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
 

@@ -12,6 +12,7 @@ import contextlib
 import importlib.resources
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,8 +31,9 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import validate_repo_id
 from torch import nn
 
-from dcicnn import card
+from dcicnn import __version__, card
 from dcicnn.errors import WeightsMismatchError, WeightsNotFoundError
+from dcicnn.imageio import publish
 from dcicnn.spec import ModelSpec
 
 __all__ = [
@@ -51,6 +53,8 @@ PICKLE_FILE = "pytorch_model.bin"
 CARD_FILE = "README.md"
 HUB_FILES = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE)
 Model = TypeVar("Model", bound="HubMixin")
+#: Downloads and uploads say which library made them (the Hub's download statistics), as timm does.
+LIBRARY = "dcicnn"
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,9 @@ def fetch_weights(source: str, download: DownloadOptions, *, allow_pickle: bool 
         raise WeightsNotFoundError(f"{source}: no {' or '.join(names)}{hint}")
     for name in names:
         try:
-            return Path(hf_hub_download(source, name, **asdict(download)))
+            return Path(
+                hf_hub_download(source, name, **asdict(download), library_name=LIBRARY, library_version=__version__)
+            )
         except RemoteEntryNotFoundError:
             continue
     raise WeightsNotFoundError(f"{source}: no {' or '.join(names)} at revision {download.revision or 'main'}{hint}")
@@ -147,7 +153,7 @@ def fetch_weights(source: str, download: DownloadOptions, *, allow_pickle: bool 
 def ensure_config(source: str, download: DownloadOptions) -> None:
     """Raise the real reason a Hub repo's ``config.json`` could not be read (the mixin only logs it)."""
     if not Path(source).expanduser().is_dir():
-        hf_hub_download(source, CONFIG_FILE, **asdict(download))
+        hf_hub_download(source, CONFIG_FILE, **asdict(download), library_name=LIBRARY, library_version=__version__)
     raise WeightsNotFoundError(f"{source}: no {CONFIG_FILE}, so the architecture is unknown")
 
 
@@ -196,6 +202,11 @@ class HubMixin(PyTorchModelHubMixin):
     @property
     def spec(self) -> ModelSpec:
         raise NotImplementedError
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments this model was built with: what ``config.json`` holds."""
+        return dict(self._hub_mixin_config or {})  # type: ignore[arg-type]  # a dict for plain-argument models
 
     @classmethod
     def from_pretrained(  # type: ignore[override]
@@ -270,13 +281,21 @@ class HubMixin(PyTorchModelHubMixin):
 
         tensors = cast(nn.Module, self).state_dict().items()
         state = {name: tensor.detach().contiguous().cpu() for name, tensor in tensors}
-        save_file(state, str(Path(save_directory) / WEIGHTS_FILE), metadata={"format": "pt"})
+        target = Path(save_directory) / WEIGHTS_FILE
+        fd, tmp = tempfile.mkstemp(prefix=f".{WEIGHTS_FILE}.", dir=save_directory)
+        os.close(fd)
+        try:
+            save_file(state, tmp, metadata={"format": "pt"})
+            publish(tmp, target)  # atomic, with normal permissions
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
         """Render the model card from ``model_cards/`` (keyword arguments: see ``dcicnn.card.render_model_card``)."""
         parameters = sum(p.numel() for p in cast(nn.Module, self).parameters())
-        config = dict(self._hub_mixin_config or {})  # type: ignore[arg-type]  # a dict for plain-argument models
-        return card.render_model_card(config, self.spec, parameters, self._hub_mixin_info.model_card_data, **kwargs)
+        return card.render_model_card(
+            self.config, self.spec, parameters, self._hub_mixin_info.model_card_data, **kwargs
+        )
 
     def save_pretrained(
         self,
@@ -311,7 +330,7 @@ class HubMixin(PyTorchModelHubMixin):
         if not (directory / CARD_FILE).is_file():
             model.generate_model_card(repo_id=repo_id).save(directory / CARD_FILE)
         ModelCard.load(directory / CARD_FILE).validate()
-        api = HfApi(token=token)
+        api = HfApi(token=token, library_name=LIBRARY, library_version=__version__)
         repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
         if branch is not None:
             api.create_branch(repo_id, branch=branch, exist_ok=True)
@@ -344,6 +363,8 @@ class HubMixin(PyTorchModelHubMixin):
                 cache_dir=cache_dir,
                 local_dir=out_dir,
                 allow_patterns=list(HUB_FILES),
+                library_name=LIBRARY,
+                library_version=__version__,
             )
         cls.from_pretrained(path)
         return Path(path)

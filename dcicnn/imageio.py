@@ -81,12 +81,18 @@ def save_image_atomic(image: Image.Image, path: str | Path, **save_kwargs: objec
     try:
         with os.fdopen(fd, "wb") as handle:
             image.save(handle, format=fmt, **save_kwargs)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files private; give the file the usual permissions
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def publish(tmp: str | Path, path: str | Path) -> None:
+    """Move a finished temporary file onto ``path`` atomically, with the permissions a new file normally gets
+    (``tempfile.mkstemp`` makes files readable by their owner only)."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
 
 
 def _umask() -> int:

@@ -296,6 +296,11 @@ def _restore_channels(
     if out is None:
         dtype = source.dtype if source.dtype.is_floating_point else torch.float32
         out = torch.empty(source.shape, dtype=dtype, device=source.device)
+    if source.shape[0] == model.spec.in_channels == 3 and _achromatic(source):
+        # A gray picture stored as RGB: the colour model would tint it slightly; achromatic in, achromatic out.
+        restored = restore_tensor(model, source, options, scale=scale).mean(dim=0, keepdim=True).expand(3, -1, -1)
+        out.copy_(_cast(restored, out.dtype, scale))
+        return out
     if source.shape[0] == model.spec.in_channels:
         return restore_tensor(model, source, options, out, scale=scale)
     if source.shape[0] == 1:
@@ -306,6 +311,11 @@ def _restore_channels(
         restored = rgb + (restore_tensor(model, luma, options, scale=scale) - luma)
     out.copy_(_cast(restored, out.dtype, scale))
     return out
+
+
+def _achromatic(rgb: torch.Tensor) -> bool:
+    """Whether every pixel of a ``(3, H, W)`` image has R = G = B."""
+    return bool(torch.equal(rgb[0], rgb[1]) and torch.equal(rgb[1], rgb[2]))
 
 
 def _cast(values: torch.Tensor, dtype: torch.dtype, scale: float) -> torch.Tensor:

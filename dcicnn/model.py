@@ -164,8 +164,9 @@ class DCICNN(
           shape and dtype (float outputs are not clipped).
         * torch float ``(C, H, W)`` or ``(N, C, H, W)`` on the 0..1 scale -> the same shape, dtype and device.
 
-        A gray image through an RGB model comes back gray (the mean of the restored channels); a colour image through
-        a gray model has its luma restored and its chroma kept.
+        A gray image through an RGB model comes back gray (the mean of the restored channels), and so does a gray
+        picture stored as RGB (R = G = B); a colour image through a gray model has its luma restored and its chroma
+        kept.
 
         Args:
             tile: tile side in pixels; images up to this size run in one pass. Memory grows with ``tile**2 *

@@ -178,6 +178,11 @@ class RestorationModule(L.LightningModule):
         self.val_metrics = nn.ModuleDict({p: self._metrics() for p in self.val_protocols})
         self.input_psnr = nn.ModuleDict({p: self._psnr() for p in self.val_protocols})
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Flush the loggers with every checkpoint, so a killed run keeps the metrics of the steps it can resume."""
+        for logger in self.loggers:
+            logger.save()
+
     def on_fit_start(self) -> None:
         parameters = sum(p.numel() for p in self.network.parameters())
         for logger in self.loggers:

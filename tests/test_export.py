@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -52,3 +53,27 @@ def test_export_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "verified" in capsys.readouterr().out and (tmp_path / "m.onnx").stat().st_size > 1000
     assert main(["export", str(tmp_path / "nope"), "-o", str(tmp_path / "x.onnx")]) == 1
     assert "no such directory" in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()
+    # like `restore`: never silently replace, the name must fit the format, the folder must exist
+    assert (tmp_path / "m.onnx").stat().st_mode & 0o777 == 0o666 & ~current_umask()
+    before = (tmp_path / "m.onnx").stat().st_mtime_ns
+    assert main(["export", str(tmp_path / "m"), "-o", str(tmp_path / "m.onnx")]) == 1
+    assert "exists (pass --overwrite" in capsys.readouterr().err and (tmp_path / "m.onnx").stat().st_mtime_ns == before
+    assert main(["export", str(tmp_path / "m"), "-o", str(tmp_path / "m.pt")]) == 1
+    assert "should end in .onnx" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "m"), "-o", str(tmp_path / "typo" / "m.onnx")]) == 1
+    assert "no such folder" in capsys.readouterr().err and not (tmp_path / "typo").exists()
+    assert main(["export", str(tmp_path / "m"), "-o", str(tmp_path / "m.onnx"), "--overwrite"]) == 0
+    capsys.readouterr()
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_saved_weights_have_normal_permissions(tmp_path: Path) -> None:
+    trained_like().save_pretrained(tmp_path / "m")
+    for name in ("config.json", "model.safetensors", "README.md"):
+        assert (tmp_path / "m" / name).stat().st_mode & 0o777 == 0o666 & ~current_umask(), name
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["README.md", "config.json", "model.safetensors"]

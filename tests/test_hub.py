@@ -11,6 +11,7 @@ import pytest
 import torch
 from huggingface_hub import HfApi, ModelCard, hf_hub_download
 
+import dcicnn
 from dcicnn import DCICNN, WeightsNotFoundError
 from tests.helpers import randomise_batchnorm
 from tests.hub_server import FakeHub
@@ -116,6 +117,13 @@ def test_download_model_into_a_directory(fake_hub: FakeHub, tmp_path: Path, imag
         "model.safetensors",
     ]
     assert torch.equal(outputs(DCICNN.from_pretrained(path), images), outputs(model, images))
+    # downloads say which library made them (the Hub's statistics), as timm's do
+    downloads = [agent for (method, _), agent in zip(fake_hub.requests, fake_hub.user_agents, strict=True)]
+    assert any(f"dcicnn/{dcicnn.__version__}" in agent for agent in downloads), downloads
+    fake_hub.user_agents.clear()
+    fake_hub.requests.clear()
+    DCICNN.from_pretrained("acme/dl", cache_dir=tmp_path / "fresh-cache")
+    assert any(f"dcicnn/{dcicnn.__version__}" in agent for agent in fake_hub.user_agents), fake_hub.user_agents
 
 
 @pytest.mark.slow

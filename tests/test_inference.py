@@ -228,3 +228,18 @@ def test_ensemble_through_numpy_uint8() -> None:
     assert restored.dtype == np.uint8 and restored.shape == image.shape
     reference = (expected.permute(1, 2, 0).numpy() * 255).round().clip(0, 255)
     assert np.abs(restored.astype(np.float64) - reference).max() <= 1
+
+
+def test_a_gray_picture_stored_as_rgb_comes_back_achromatic() -> None:
+    rng = np.random.default_rng(5)
+    gray = rng.integers(0, 256, size=(37, 41), dtype=np.uint8)
+    rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    out = MODEL.restore(rgb, dtype="fp32")
+    assert (
+        out.dtype == np.uint8 and np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
+    )
+    pil = MODEL.restore(Image.fromarray(rgb), dtype="fp32")
+    assert np.array_equal(np.asarray(pil), out)
+    colour = rgb.copy()
+    colour[0, 0, 0] ^= 1  # one coloured pixel: restored as colour
+    assert not np.array_equal(MODEL.restore(colour, dtype="fp32")[..., 0], MODEL.restore(colour, dtype="fp32")[..., 2])

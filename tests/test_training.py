@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -234,6 +235,26 @@ def test_fit_smoke_end_to_end(tmp_path: Path) -> None:
         assert key in metrics
 
 
+@pytest.mark.slow
+def test_everything_a_run_writes_is_under_its_root(tmp_path: Path) -> None:
+    root = tmp_path / "experiment"
+    result = dcicnn("fit", "--config", SMOKE, f"--trainer.default_root_dir={root}", "--trainer.max_steps=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (version,) = (root / "lightning_logs").iterdir()  # the CSV logger followed the root ...
+    assert (version / "metrics.csv").is_file() and (version / "config.yaml").is_file()  # ... and the saved config
+    assert (root / "checkpoints" / "last.ckpt").is_file() and (root / "hub" / "model.safetensors").is_file()
+    elsewhere = tmp_path / "logs"  # a logger the user points elsewhere stays there
+    result = dcicnn(
+        "fit",
+        "--config",
+        SMOKE,
+        f"--trainer.default_root_dir={root}",
+        "--trainer.max_steps=2",
+        f"--trainer.logger.init_args.save_dir={elsewhere}",
+    )
+    assert result.returncode == 0 and (elsewhere / "lightning_logs").is_dir(), result.stderr[-3000:]
+
+
 def print_config(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
     """`dcicnn fit ... --print_config` in this process (LightningCLI prints, then exits 0)."""
     from dcicnn_cli.train import main
@@ -386,6 +407,9 @@ def test_wandb_runs_offline_without_credentials(tmp_path: Path) -> None:
         b"receptive_field",
         b"val_protocols",
         b"min_lr_ratio",
+        b"data.patch_size",  # the whole merged config, flattened, not only the module's hyper-parameters
+        b"trainer.max_steps",
+        b"model.network.init_args.width",
         b"best/val/jpeg-q10/psnr",
         b"val/noise-s25/ssim",
         b"train/loss",
@@ -431,6 +455,10 @@ def test_kill_and_resume_continues_from_the_last_checkpoint(tmp_path: Path) -> N
     checkpoint = torch.load(last, map_location="cpu", weights_only=False)
     step = checkpoint["global_step"]
     assert step >= 9 and step % 3 == 0
+    # the loggers are flushed with every checkpoint: the killed run kept its metrics up to the checkpoint
+    metrics = tmp_path / "lightning_logs" / "version_0" / "metrics.csv"
+    logged = [int(row["step"]) for row in csv.DictReader(metrics.read_text().splitlines()) if row.get("train/loss")]
+    assert logged and max(logged) >= step - 3, (logged, step)
 
     record = tmp_path / "start.json"
     resumed = dcicnn(
