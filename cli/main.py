@@ -45,8 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dcicnn`` console script."""
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
     if argv and argv[0] in TRAIN_COMMANDS:
+        # Imported before our logging set-up: Lightning then installs its own console handler (and stops
+        # propagating), so its messages print once, as Lightning formats them.
         from dcicnn_cli import train
 
         command = argv[0]
@@ -56,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         command = args.command
         run = lambda: args.run(args)  # noqa: E731
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         return int(run() or 0)
     except USER_ERRORS as err:

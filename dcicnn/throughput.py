@@ -136,13 +136,13 @@ class TrainingThroughput(L.Callback):
         }
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._write(trainer)
+        # `trainer.log_dir` is a collective call under DDP: every rank asks, rank zero writes.
+        root = trainer.log_dir or trainer.default_root_dir
+        self._write(trainer, Path(self.summary_path) if self.summary_path else Path(root) / "throughput.json")
 
     @rank_zero_only
-    def _write(self, trainer: L.Trainer) -> None:
+    def _write(self, trainer: L.Trainer, path: Path) -> None:
         summary = self.summary(trainer.world_size)
-        root = trainer.log_dir or trainer.default_root_dir
-        path = Path(self.summary_path) if self.summary_path else Path(root) / "throughput.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(summary, indent=1) + "\n")
         log.info(

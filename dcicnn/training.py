@@ -21,8 +21,8 @@ from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint, T
 from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 from torch.nn import functional as F
-from torchmetrics import MeanSquaredError, MetricCollection
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+from torchmetrics import MeanMetric
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from dcicnn import card, hub
 from dcicnn.data import DEFAULT_VAL_PROTOCOLS, ValidationBatch
@@ -125,27 +125,8 @@ class RestorationModule(L.LightningModule):
         self._use_protocols(self.val_protocols)
         self.best: dict[str, float] = {}
 
-    @staticmethod
-    def _psnr() -> PeakSignalNoiseRatio:
-        # dim=(1, 2, 3): PSNR per image, then the mean over images, as the literature reports it.
-        return PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3), reduction="elementwise_mean")
-
-    def _metrics(self) -> MetricCollection:
-        return MetricCollection(
-            {
-                "psnr": self._psnr(),
-                "ssim": StructuralSimilarityIndexMeasure(
-                    data_range=1.0, gaussian_kernel=True, sigma=1.5, kernel_size=11
-                ),
-                "mse": MeanSquaredError(),
-            }
-        )
-
-    def _metrics_of(self, protocol: str) -> MetricCollection:
-        return cast(MetricCollection, self.val_metrics[protocol])
-
-    def _input_psnr_of(self, protocol: str) -> PeakSignalNoiseRatio:
-        return cast(PeakSignalNoiseRatio, self.input_psnr[protocol])
+    def _metrics_of(self, protocol: str) -> dict[str, MeanMetric]:
+        return cast(dict[str, MeanMetric], self.val_metrics[protocol])
 
     # ------------------------------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -173,10 +154,13 @@ class RestorationModule(L.LightningModule):
                 self._use_protocols(protocols)
 
     def _use_protocols(self, protocols: list[str]) -> None:
-        """Validate under ``protocols``: one metric collection and one input-PSNR metric per protocol."""
+        """Validate under ``protocols``: per protocol, the mean over images of each image's PSNR, SSIM, MSE and input
+        PSNR (``MeanMetric``: sum states, which every DDP rank can sync even when its shard held no image of that
+        protocol; per-image list states could not)."""
         self.val_protocols = list(protocols)
-        self.val_metrics = nn.ModuleDict({p: self._metrics() for p in self.val_protocols})
-        self.input_psnr = nn.ModuleDict({p: self._psnr() for p in self.val_protocols})
+        self.val_metrics = nn.ModuleDict(
+            {p: nn.ModuleDict({key: MeanMetric() for key in IMAGE_METRICS}) for p in self.val_protocols}
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Flush the loggers with every checkpoint, so a killed run keeps the metrics of the steps it can resume."""
@@ -221,9 +205,10 @@ class RestorationModule(L.LightningModule):
             for index in group.protocol.unique().tolist():
                 mask = group.protocol == index
                 protocol = self.val_protocols[index]
-                self._metrics_of(protocol).update(restored[mask], group.clean[mask])
-                # the input as given (unclipped for noise-*), the baseline a restorer must beat
-                self._input_psnr_of(protocol).update(group.degraded[mask].float().contiguous(), group.clean[mask])
+                # the input as given (unclipped for noise-*) is the baseline a restorer must beat
+                scores = image_scores(restored[mask], group.clean[mask], group.degraded[mask].float())
+                for key, metric in self._metrics_of(protocol).items():
+                    metric.update(scores[key])
             if batch_idx == 0 and self.log_images:
                 self._log_images(group.degraded, restored, group.clean, group.protocol)
 
@@ -235,17 +220,20 @@ class RestorationModule(L.LightningModule):
         means: list[torch.Tensor] = []
         for protocol in self.val_protocols:
             # A shortened loop (sanity check, limit_val_batches) may not reach every protocol.
-            seen = self._input_psnr_of(protocol).update_count > 0
+            metrics = self._metrics_of(protocol)
+            seen = metrics["psnr"].update_count > 0
             if not self.trainer.strategy.reduce_boolean_decision(seen, all=False):
                 continue
-            values = self._metrics_of(protocol).compute()  # torchmetrics syncs the states across ranks
-            input_psnr = self._input_psnr_of(protocol).compute()
-            self._metrics_of(protocol).reset()
-            self._input_psnr_of(protocol).reset()
+            # Every rank takes part in every sync: one whose shard held no image of this protocol adds nothing.
+            values = {}
+            for key, metric in metrics.items():
+                if not seen:
+                    metric.update(torch.empty(0, device=self.device))
+                values[key] = metric.compute()  # torchmetrics syncs the sums across ranks
+                metric.reset()
             for name, value in values.items():
                 self.log(metric_name(protocol, name, stage), value, sync_dist=True)
-            self.log(metric_name(protocol, "psnr_input", stage), input_psnr, sync_dist=True)
-            self.log(metric_name(protocol, "psnr_gain", stage), values["psnr"] - input_psnr, sync_dist=True)
+            self.log(metric_name(protocol, "psnr_gain", stage), values["psnr"] - values["psnr_input"], sync_dist=True)
             means.append(values["psnr"])
             if stage == "val" and not self.trainer.sanity_checking:
                 self.best[protocol] = max(self.best.get(protocol, -math.inf), float(values["psnr"]))
@@ -320,6 +308,25 @@ class RestorationModule(L.LightningModule):
             # the `clean` protocol's input PSNR is infinite: not a number a model card can carry
             if metric_name(protocol, key) in metrics and math.isfinite(float(metrics[metric_name(protocol, key)]))
         ]
+
+
+#: What validation measures on every image (the mean over images is logged).
+IMAGE_METRICS = ("psnr", "ssim", "mse", "psnr_input")
+
+
+def image_scores(restored: torch.Tensor, clean: torch.Tensor, degraded: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-image PSNR (dB, 0..1 scale), SSIM (Gaussian window 11, sigma 1.5), MSE of ``restored``, and the PSNR of
+    the untouched input, for ``(N, C, H, W)`` batches: one value per image each."""
+    ssim = structural_similarity_index_measure(
+        restored, clean, data_range=1.0, gaussian_kernel=True, sigma=1.5, kernel_size=11, reduction="none"
+    )
+    assert isinstance(ssim, torch.Tensor)  # no full SSIM image was asked for
+    return {
+        "psnr": peak_signal_noise_ratio(restored, clean, data_range=1.0, dim=(1, 2, 3), reduction="none"),
+        "ssim": ssim,
+        "mse": (restored - clean).pow(2).mean(dim=(1, 2, 3)),
+        "psnr_input": peak_signal_noise_ratio(degraded, clean, data_range=1.0, dim=(1, 2, 3), reduction="none"),
+    }
 
 
 def metric_name(protocol: str, key: str, stage: str = "val") -> str:

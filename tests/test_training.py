@@ -240,6 +240,8 @@ def test_everything_a_run_writes_is_under_its_root(tmp_path: Path) -> None:
     root = tmp_path / "experiment"
     result = dcicnn("fit", "--config", SMOKE, f"--trainer.default_root_dir={root}", "--trainer.max_steps=2")
     assert result.returncode == 0, result.stderr[-3000:]
+    console = result.stdout + result.stderr  # a clean console: each message once, no notices about other projects
+    assert console.count("Seed set to 0") == 1 and "litlogger" not in console and "LeafSpec" not in console, console
     (version,) = (root / "lightning_logs").iterdir()  # the CSV logger followed the root ...
     assert (version / "metrics.csv").is_file() and (version / "config.yaml").is_file()  # ... and the saved config
     assert (root / "checkpoints" / "last.ckpt").is_file() and (root / "hub" / "model.safetensors").is_file()
@@ -541,3 +543,73 @@ def test_ddp_ranks_see_distinct_samples_and_metrics_are_synced(tmp_path: Path) -
     rank0_alone = float(np.mean(per_image[0::2]))  # DistributedSampler gives rank 0 the items 0 and 2
     assert abs(logged - float(np.mean(per_image))) < 1e-3
     assert abs(rank0_alone - float(np.mean(per_image))) > 0.1  # so the check above could tell them apart
+
+
+@pytest.mark.slow
+def test_ddp_with_fewer_validation_items_than_ranks_per_protocol(tmp_path: Path) -> None:
+    """One validation image under two protocols on two ranks: each rank holds one protocol only, yet every rank must
+    take part in every metric's sync (before the fix, gloo aborted: 'Received data size doesn't match')."""
+    train = flat_folder(tmp_path / "train", [20, 120, 220, 60])
+    val = textured_folder(tmp_path / "val", 1)
+    protocols = ["jpeg-q10", "noise-s25"]
+
+    def datamodule() -> DegradationDataModule:
+        return DegradationDataModule(
+            train_dirs=[str(train)],
+            val_dirs=[str(val)],
+            patch_size=8,
+            batch_size=2,
+            val_batch_size=1,
+            num_workers=0,
+            patches_per_image=1,
+            val_crop=32,
+            val_protocols=protocols,
+        )
+
+    L.seed_everything(0)
+    module = RestorationModule(DCICNN(width=8, depth=3, batch_norm=False), log_images=0, channels_last=False)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn",
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(module, datamodule=datamodule())
+    logged = {p: float(trainer.callback_metrics[f"val/{p}/psnr"]) for p in protocols}
+
+    # the same weights in one process: the synced value is that of the one image, whichever rank held it
+    module.eval()
+    dm = datamodule()
+    dm.setup("validate")
+    with torch.no_grad():
+        for group in (group for batch in dm.val_dataloader() for group in batch):
+            restored = quantise(module.network(group.degraded))
+            expected = float(10 * torch.log10(1.0 / torch.mean((restored - group.clean) ** 2)))
+            assert abs(logged[protocols[int(group.protocol[0])]] - expected) < 1e-3
+
+
+@pytest.mark.slow
+def test_the_smoke_recipe_on_two_ddp_processes_from_the_command_line(tmp_path: Path) -> None:
+    """The new-user report's command: smoke validates 1 image x 2 protocols, so each rank holds one protocol."""
+    result = dcicnn(
+        "fit",
+        "--config",
+        SMOKE,
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.devices",
+        "2",
+        "--trainer.accelerator",
+        "cpu",
+        *run_dir_args(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (version,) = (tmp_path / "lightning_logs").iterdir()
+    header = (version / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"val/jpeg-q10/psnr", "val/noise-s25/psnr", "val/psnr"} <= set(header)
+    assert json.loads((version / "throughput.json").read_text())["world_size"] == 2
