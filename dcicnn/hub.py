@@ -103,6 +103,12 @@ def check_source(source: str) -> None:
         raise WeightsNotFoundError(f"{source}: no such directory, and not a valid Hub repo id") from None
     if source.startswith((".", "/", "~")) or os.sep in source.replace("/", "") or source.count("/") > 1:
         raise WeightsNotFoundError(f"{source}: no such directory")
+    if "/" in source and Path(source.split("/")[0]).is_dir():
+        # "runs/hubb" where ./runs exists is a mistyped path, not a Hub repo: say so now, not after the Hub's retries
+        raise WeightsNotFoundError(
+            f"{source}: no such directory (./{source.split('/')[0]} exists here; for a Hub repo of that name, run "
+            "from another folder)"
+        )
 
 
 @contextlib.contextmanager
@@ -353,18 +359,28 @@ class HubMixin(PyTorchModelHubMixin):
         token: str | bool | None = None,
         cache_dir: str | Path | None = None,
     ) -> Path:
-        """Download a model's Hub files into ``out_dir`` and check that they load; returns ``out_dir``."""
+        """Download a model's Hub files into ``out_dir`` and check that they load; returns ``out_dir``.
+
+        The files go to a temporary folder beside ``out_dir`` first and are moved into place only once they load,
+        so weights that do not load (and the download's own ``.cache/``) never land in ``out_dir``."""
         check_source(repo_id)
-        with translated_hub_errors(repo_id, revision):
-            path = snapshot_download(
-                repo_id,
-                revision=revision,
-                token=token,
-                cache_dir=cache_dir,
-                local_dir=out_dir,
-                allow_patterns=list(HUB_FILES),
-                library_name=LIBRARY,
-                library_version=__version__,
-            )
-        cls.from_pretrained(path)
-        return Path(path)
+        out = Path(out_dir)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as staging:
+            with translated_hub_errors(repo_id, revision):
+                snapshot_download(
+                    repo_id,
+                    revision=revision,
+                    token=token,
+                    cache_dir=cache_dir,
+                    local_dir=staging,
+                    allow_patterns=list(HUB_FILES),
+                    library_name=LIBRARY,
+                    library_version=__version__,
+                )
+            cls.from_pretrained(staging)  # raises, and the staging folder goes, if they do not load
+            out.mkdir(exist_ok=True)
+            for name in HUB_FILES:
+                if (Path(staging) / name).is_file():
+                    os.replace(Path(staging) / name, out / name)
+        return out

@@ -12,7 +12,7 @@ import torch
 from huggingface_hub import HfApi, ModelCard, hf_hub_download
 
 import dcicnn
-from dcicnn import DCICNN, WeightsNotFoundError
+from dcicnn import DCICNN, WeightsMismatchError, WeightsNotFoundError
 from tests.helpers import randomise_batchnorm
 from tests.hub_server import FakeHub
 
@@ -124,6 +124,17 @@ def test_download_model_into_a_directory(fake_hub: FakeHub, tmp_path: Path, imag
     fake_hub.requests.clear()
     DCICNN.from_pretrained("acme/dl", cache_dir=tmp_path / "fresh-cache")
     assert any(f"dcicnn/{dcicnn.__version__}" in agent for agent in fake_hub.user_agents), fake_hub.user_agents
+
+
+def test_download_of_weights_that_do_not_load_leaves_nothing(fake_hub: FakeHub, tmp_path: Path) -> None:
+    make_model(6).save_pretrained(tmp_path / "broken")
+    config = tmp_path / "broken" / "config.json"
+    config.write_text(config.read_text().replace('"width": 16', '"width": 8'))  # weights of another architecture
+    HfApi().create_repo("acme/broken")
+    HfApi().upload_folder(repo_id="acme/broken", folder_path=tmp_path / "broken")
+    with pytest.raises(WeightsMismatchError):
+        DCICNN.download_directory("acme/broken", tmp_path / "out" / "broken")
+    assert list((tmp_path / "out").iterdir()) == []  # no broken files, no .cache/, no half folder
 
 
 @pytest.mark.slow

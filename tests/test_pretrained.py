@@ -238,3 +238,10 @@ def test_bundled_weights_reproduce_their_golden_output() -> None:
     difference = np.abs(restored.astype(int) - expected.astype(int))
     assert restored.shape == expected.shape and difference.max() <= 1 and (difference > 0).mean() < 0.01
     assert not np.array_equal(restored, degraded)  # the model does something
+
+
+def test_a_mistyped_local_path_is_not_sent_to_the_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "hub").mkdir(parents=True)
+    with pytest.raises(WeightsNotFoundError, match=r"runs/hubb: no such directory \(./runs exists here"):
+        DCICNN.from_pretrained("runs/hubb")
