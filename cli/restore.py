@@ -128,9 +128,14 @@ def load_model_source(model: str | None, revision: str | None) -> DCICNN:
 
 def save_options(image: Image.Image, target: Path, quality: int) -> dict[str, Any]:
     options: dict[str, Any] = {}
+    suffix = target.suffix.lower()
+    # the input's colour profile, resolution and EXIF (orientation already applied and reset) go with the output
     if "icc_profile" in image.info:
         options["icc_profile"] = image.info["icc_profile"]
-    suffix = target.suffix.lower()
+    if "dpi" in image.info and suffix in (".jpg", ".jpeg", ".png", ".tif", ".tiff"):
+        options["dpi"] = image.info["dpi"]
+    if "exif" in image.info and suffix in (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"):
+        options["exif"] = image.info["exif"]
     if suffix in (".jpg", ".jpeg"):
         if image.mode not in ("RGB", "L"):
             raise InvalidArgumentError(f"JPEG cannot store a {image.mode} image; use --format png")

@@ -326,8 +326,8 @@ def _cast(values: torch.Tensor, dtype: torch.dtype, scale: float) -> torch.Tenso
 
 def _restore_pil(model: Restorer, image: Image.Image, options: RestoreOptions) -> Image.Image:
     """Any PIL mode: EXIF orientation applied, alpha kept, ICC profile carried over, 16-bit kept 16-bit."""
-    info = {k: v for k, v in image.info.items() if k in ("icc_profile", "dpi")}
-    image = ImageOps.exif_transpose(image) or image
+    image = ImageOps.exif_transpose(image) or image  # its EXIF, if any, now says "no rotation"
+    info = {k: v for k, v in image.info.items() if k in ("icc_profile", "dpi", "exif")}
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image)

@@ -158,8 +158,8 @@ class DCICNN(
         """Restore an image of any size; returns the same kind of image.
 
         * PIL image -> PIL image. Any mode: EXIF orientation is applied; alpha (RGBA, LA, P with transparency) passes
-          through untouched; P and CMYK come back as RGB(A); 16-bit (``I;16``) stays 16-bit; the ICC profile and
-          DPI are carried over in ``image.info``.
+          through untouched; P and CMYK come back as RGB(A); 16-bit (``I;16``) stays 16-bit; the ICC profile, DPI
+          and EXIF (orientation reset once applied) are carried over in ``image.info``.
         * numpy ``(H, W)`` or ``(H, W, C)``, C in 1..4, uint8 (0..255), uint16 (0..65535) or float (0..1) -> the same
           shape and dtype (float outputs are not clipped).
         * torch float ``(C, H, W)`` or ``(N, C, H, W)`` on the 0..1 scale -> the same shape, dtype and device.

@@ -325,3 +325,23 @@ def test_ensemble_option(tmp_path: Path, model_dir: Path, capsys: pytest.Capture
     with Image.open(tmp_path / "out1" / "a.png") as ensembled, Image.open(tmp_path / "out0" / "a.png") as plain:
         assert np.array_equal(np.asarray(ensembled), np.asarray(expected))
         assert not np.array_equal(np.asarray(ensembled), np.asarray(plain))
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg", "same"])
+def test_dpi_and_exif_go_with_the_output(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: applied on restore, so the output's EXIF must no longer say so
+    exif[0x010F] = "Camera maker"
+    photo(tmp_path / "in.jpg", size=(40, 30), exif=exif.tobytes(), dpi=(300, 300))
+    code, errors, _ = restore(
+        capsys, str(tmp_path / "in.jpg"), "-o", str(tmp_path / "out"), "--format", fmt, "--model", str(model_dir)
+    )
+    assert code == 0 and errors == []
+    (out,) = (tmp_path / "out").iterdir()
+    with Image.open(out) as image:
+        assert image.size == (30, 40)  # the rotation was applied ...
+        tags = image.getexif()
+        assert tags.get(0x010F) == "Camera maker" and tags.get(0x0112) in (None, 1)  # ... and not applied twice
+        assert tuple(round(v) for v in image.info["dpi"]) == (300, 300)
