@@ -34,7 +34,7 @@ if [ "$DRY_RUN" = 1 ]; then
     TRAIN_TIME=${TRAIN_TIME:-00:00:00:20}
     # The same configs and code path on this CPU: tiny patches, batches and validation, 2 workers, bf16 autocast.
     recipe=(--trainer.accelerator cpu --trainer.val_check_interval 00:00:00:08 --trainer.limit_val_batches 2
-        --trainer.log_every_n_steps 10
+        --trainer.log_every_n_steps 2
         --data.patch_size 32 --data.batch_size 8 --data.val_batch_size 4 --data.val_crop 64 --data.num_workers 2
         --data.patches_per_image 4 --throughput.warmup_steps 2)
     inference=(--device cpu --sizes 0.05 --whole-max 0 --dtypes fp32 --compile off)
