@@ -130,10 +130,22 @@ def translated_hub_errors(source: str, revision: str | None) -> Iterator[None]:
         raise WeightsNotFoundError(f"{source}: missing file ({_first_line(err)})") from None
     except json.JSONDecodeError as err:
         raise WeightsMismatchError(f"{source}: {CONFIG_FILE} is not valid JSON ({_first_line(err)})") from None
-    except TypeError as err:  # a config.json whose entries do not fit the model's constructor
-        raise WeightsMismatchError(
-            f"{source}: {CONFIG_FILE} does not describe this model ({_first_line(err)})"
+    except Exception as err:
+        if not _is_transport_error(err):
+            raise
+        raise WeightsNotFoundError(
+            f"{source}: the Hub could not be reached or broke off ({_first_line(err)}); check the connection or "
+            "HF_ENDPOINT, or pass local_files_only=True to use the cache"
         ) from None
+
+
+def _is_transport_error(err: BaseException) -> bool:
+    """A dropped connection, a refused one, a timeout, a malformed answer: ``httpx``'s ``TransportError`` (the
+    HTTP client of ``huggingface_hub``; named ``httpx2`` in its newer releases)."""
+    return any(
+        cls.__name__ == "TransportError" and cls.__module__.split(".")[0] in ("httpx", "httpx2")
+        for cls in type(err).__mro__
+    )
 
 
 def fetch_weights(source: str, download: DownloadOptions, *, allow_pickle: bool = False) -> Path:
@@ -335,18 +347,19 @@ class HubMixin(PyTorchModelHubMixin):
         model = cls.from_pretrained(directory)
         if not (directory / CARD_FILE).is_file():
             model.generate_model_card(repo_id=repo_id).save(directory / CARD_FILE)
-        ModelCard.load(directory / CARD_FILE).validate()
         api = HfApi(token=token, library_name=LIBRARY, library_version=__version__)
-        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-        if branch is not None:
-            api.create_branch(repo_id, branch=branch, exist_ok=True)
-        info = api.upload_folder(
-            repo_id=repo_id,
-            folder_path=directory,
-            allow_patterns=list(HUB_FILES),
-            revision=branch,
-            commit_message=commit_message,
-        )
+        with translated_hub_errors(repo_id, branch):
+            ModelCard.load(directory / CARD_FILE).validate()  # asks the Hub
+            repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+            if branch is not None:
+                api.create_branch(repo_id, branch=branch, exist_ok=True)
+            info = api.upload_folder(
+                repo_id=repo_id,
+                folder_path=directory,
+                allow_patterns=list(HUB_FILES),
+                revision=branch,
+                commit_message=commit_message,
+            )
         return str(info)
 
     @classmethod

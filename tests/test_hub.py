@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from huggingface_hub import HfApi, ModelCard, hf_hub_download
+from huggingface_hub import HfApi, ModelCard, constants, hf_hub_download
 
 import dcicnn
 from dcicnn import DCICNN, WeightsMismatchError, WeightsNotFoundError
@@ -160,3 +163,53 @@ def test_cli_push_and_download(fake_hub: FakeHub, tmp_path: Path, images: torch.
     assert "Traceback" not in missing.stderr
     bad_dir = run("push", str(tmp_path / "nowhere"), "acme/cli")
     assert bad_dir.returncode == 1 and "no such directory" in bad_dir.stderr and "Traceback" not in bad_dir.stderr
+
+
+@pytest.fixture
+def dropping_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+    """A 'Hub' on 127.0.0.1 that accepts every connection and closes it without an answer."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                continue
+            connection.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}"
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setenv("HF_TOKEN", "hf_fake_token_for_tests")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    try:
+        yield url
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        server.close()
+
+
+def test_a_dropped_connection_is_one_clear_error(
+    dropping_hub: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(WeightsNotFoundError, match="the Hub could not be reached or broke off"):
+        DCICNN.download_directory("acme/x", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(WeightsNotFoundError, match="the Hub could not be reached or broke off"):
+        DCICNN.from_pretrained("acme/x")
+    make_model(7).save_pretrained(tmp_path / "saved")
+    from dcicnn_cli.main import main
+
+    assert main(["push", str(tmp_path / "saved"), "acme/y"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the Hub could not be reached or broke off" in err[0], err
