@@ -96,7 +96,15 @@ def _checkpoint_dir(root: str | None) -> str:
 
 def main(args: Sequence[str] | None = None) -> None:
     """Run LightningCLI on ``args`` (``["fit", "--config", ...]``)."""
-    build(args)
+    try:
+        build(args)
+    finally:
+        # Lightning leaves the DDP process group up; torn down by the interpreter's exit instead, gloo's threads can
+        # abort the process ("terminate called without an active exception") after a run that succeeded.
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def quiet_third_party_notices() -> None:
