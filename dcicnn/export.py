@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import numpy as np
 import torch
 
 from dcicnn.errors import ExportVerificationError
-from dcicnn.imageio import publish
+from dcicnn.imageio import atomic_path
 from dcicnn.model import DCICNN
 
 __all__ = ["export_onnx", "export_torchscript", "verify_onnx"]
@@ -27,13 +25,8 @@ def _atomic_path(path: Path) -> Iterator[Path]:
     succeeds. The folder must exist: a typo in it should fail, not create a tree."""
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path.parent}: no such folder")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        publish(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_path(path, suffix=path.suffix) as tmp:  # the suffix: exporters choose the format by it
+        yield tmp
 
 
 def export_onnx(model: DCICNN, path: str | Path, opset: int = 18, verify: bool = True) -> Path:

@@ -33,7 +33,7 @@ from torch import nn
 
 from dcicnn import __version__, card
 from dcicnn.errors import WeightsMismatchError, WeightsNotFoundError
-from dcicnn.imageio import publish
+from dcicnn.imageio import atomic_path
 from dcicnn.spec import ModelSpec
 
 __all__ = [
@@ -299,14 +299,8 @@ class HubMixin(PyTorchModelHubMixin):
 
         tensors = cast(nn.Module, self).state_dict().items()
         state = {name: tensor.detach().contiguous().cpu() for name, tensor in tensors}
-        target = Path(save_directory) / WEIGHTS_FILE
-        fd, tmp = tempfile.mkstemp(prefix=f".{WEIGHTS_FILE}.", dir=save_directory)
-        os.close(fd)
-        try:
-            save_file(state, tmp, metadata={"format": "pt"})
-            publish(tmp, target)  # atomic, with normal permissions
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with atomic_path(Path(save_directory) / WEIGHTS_FILE) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt"})
 
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
         """Render the model card from ``model_cards/`` (keyword arguments: see ``dcicnn.card.render_model_card``)."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ from dcicnn.errors import ImageReadError, InvalidArgumentError
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageReadError",
+    "atomic_path",
     "image_to_uint8",
     "open_image",
     "read_image",
@@ -77,22 +80,24 @@ def save_image_atomic(image: Image.Image, path: str | Path, **save_kwargs: objec
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise InvalidArgumentError(f"{path}: unknown image format {path.suffix!r}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format=fmt, **save_kwargs)
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        image.save(tmp, format=fmt, **save_kwargs)
     return path
 
 
-def publish(tmp: str | Path, path: str | Path) -> None:
-    """Move a finished temporary file onto ``path`` atomically, with the permissions a new file normally gets
-    (``tempfile.mkstemp`` makes files readable by their owner only)."""
-    os.chmod(tmp, 0o666 & ~_umask())
-    os.replace(tmp, path)
+@contextlib.contextmanager
+def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary file beside ``path`` for the block to write; moved onto ``path`` atomically, with the permissions
+    a new file normally gets (``tempfile.mkstemp`` makes it readable by its owner only), only if the block succeeds,
+    and removed otherwise: a failure never leaves a partial file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def _umask() -> int:

@@ -110,7 +110,6 @@ class RestorationModule(L.LightningModule):
         self.val_protocols = check_protocols(val_protocols or DEFAULT_VAL_PROTOCOLS)
         self.protocols_given = val_protocols is not None
         # Typed attributes for the code below; `hparams` keeps the same values for checkpoints and loggers.
-        self.loss = loss
         self.lr = lr
         self.betas = (float(betas[0]), float(betas[1]))
         self.weight_decay = weight_decay
@@ -384,7 +383,6 @@ class BestCheckpoint(ModelCheckpoint):
         self.dataset_name = dataset_name
         self.dataset_type = dataset_type
         self.training = training
-        self.exported: Path | None = None
 
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         super()._save_checkpoint(trainer, filepath)
@@ -405,7 +403,6 @@ class BestCheckpoint(ModelCheckpoint):
                 "training": training,
             },
         )
-        self.exported = path
         log.info("exported the best weights (step %d%s) to %s", trainer.global_step, score, path)
 
 

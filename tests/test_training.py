@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -485,6 +486,51 @@ def test_kill_and_resume_continues_from_the_last_checkpoint(tmp_path: Path) -> N
 
 # ----------------------------------------------------------------------------------------------------------------------
 # DDP on CPU (ddp_spawn inside pytest: `strategy="ddp"` would re-launch the pytest command itself).
+def ddp_datamodule(train: Path, val: Path, protocols: list[str]) -> DegradationDataModule:
+    """Tiny training and validation sets for the two-process CPU DDP tests."""
+    return DegradationDataModule(
+        train_dirs=[str(train)],
+        val_dirs=[str(val)],
+        patch_size=8,
+        batch_size=2,
+        val_batch_size=1,
+        num_workers=0,
+        patches_per_image=1,
+        val_crop=32,
+        val_protocols=protocols,
+    )
+
+
+def ddp_fit(module: RestorationModule, dm: DegradationDataModule, root: Path, **trainer_args: Any) -> L.Trainer:
+    """Fit on two CPU processes (ddp_spawn) without loggers or checkpoints; returns the trainer."""
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        **trainer_args,
+    )
+    trainer.fit(module, datamodule=dm)
+    return trainer
+
+
+def single_process_psnrs(module: RestorationModule, dm: DegradationDataModule) -> list[tuple[int, float]]:
+    """(protocol index, PSNR) of every validation item, restored by ``module`` in this one process."""
+    module.eval()
+    dm.setup("validate")
+    scores = []
+    with torch.no_grad():
+        for group in (group for batch in dm.val_dataloader() for group in batch):
+            restored = quantise(module.network(group.degraded))
+            mse = torch.mean((restored - group.clean) ** 2)
+            scores.append((int(group.protocol[0]), float(10 * torch.log10(1.0 / mse))))
+    return scores
+
+
 @pytest.mark.slow
 def test_ddp_ranks_see_distinct_samples_and_metrics_are_synced(tmp_path: Path) -> None:
     train = flat_folder(tmp_path / "train", [10 * i + 5 for i in range(8)])
@@ -492,38 +538,18 @@ def test_ddp_ranks_see_distinct_samples_and_metrics_are_synced(tmp_path: Path) -
     record = tmp_path / "record"
     record.mkdir()
 
-    def datamodule() -> DegradationDataModule:
-        return DegradationDataModule(
-            train_dirs=[str(train)],
-            val_dirs=[str(val)],
-            patch_size=8,
-            batch_size=2,
-            val_batch_size=1,
-            num_workers=0,
-            patches_per_image=1,
-            val_crop=32,
-            val_protocols=["noise-s25"],
-            degradation=None,
-        )
-
     L.seed_everything(0)
     module = RestorationModule(
         DCICNN(width=8, depth=3, batch_norm=False), val_protocols=["noise-s25"], log_images=0, channels_last=False
     )
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy="ddp_spawn",
+    trainer = ddp_fit(
+        module,
+        ddp_datamodule(train, val, ["noise-s25"]),
+        tmp_path,
         max_steps=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         num_sanity_val_steps=0,
         callbacks=[RecordBatches(str(record))],
-        default_root_dir=tmp_path,
     )
-    trainer.fit(module, datamodule=datamodule())
     seen = [[int(line) for line in (record / f"rank{r}.txt").read_text().split()] for r in (0, 1)]
     assert len(seen[0]) == len(seen[1]) == 4
     assert not set(seen[0]) & set(seen[1])  # each rank its own shard
@@ -531,15 +557,7 @@ def test_ddp_ranks_see_distinct_samples_and_metrics_are_synced(tmp_path: Path) -
     logged = float(trainer.callback_metrics["val/noise-s25/psnr"])
 
     # The same weights, one process: per-image PSNRs, their mean, and what rank 0 alone would have reported.
-    module.eval()
-    dm = datamodule()
-    dm.setup("validate")
-    per_image = []
-    with torch.no_grad():
-        for group in (group for batch in dm.val_dataloader() for group in batch):
-            restored = quantise(module.network(group.degraded))
-            mse = torch.mean((restored - group.clean) ** 2)
-            per_image.append(float(10 * torch.log10(1.0 / mse)))
+    per_image = [psnr for _, psnr in single_process_psnrs(module, ddp_datamodule(train, val, ["noise-s25"]))]
     rank0_alone = float(np.mean(per_image[0::2]))  # DistributedSampler gives rank 0 the items 0 and 2
     assert abs(logged - float(np.mean(per_image))) < 1e-3
     assert abs(rank0_alone - float(np.mean(per_image))) > 0.1  # so the check above could tell them apart
@@ -553,44 +571,14 @@ def test_ddp_with_fewer_validation_items_than_ranks_per_protocol(tmp_path: Path)
     val = textured_folder(tmp_path / "val", 1)
     protocols = ["jpeg-q10", "noise-s25"]
 
-    def datamodule() -> DegradationDataModule:
-        return DegradationDataModule(
-            train_dirs=[str(train)],
-            val_dirs=[str(val)],
-            patch_size=8,
-            batch_size=2,
-            val_batch_size=1,
-            num_workers=0,
-            patches_per_image=1,
-            val_crop=32,
-            val_protocols=protocols,
-        )
-
     L.seed_everything(0)
     module = RestorationModule(DCICNN(width=8, depth=3, batch_norm=False), log_images=0, channels_last=False)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy="ddp_spawn",
-        max_steps=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
-    trainer.fit(module, datamodule=datamodule())
+    trainer = ddp_fit(module, ddp_datamodule(train, val, protocols), tmp_path, max_steps=1)
     logged = {p: float(trainer.callback_metrics[f"val/{p}/psnr"]) for p in protocols}
 
     # the same weights in one process: the synced value is that of the one image, whichever rank held it
-    module.eval()
-    dm = datamodule()
-    dm.setup("validate")
-    with torch.no_grad():
-        for group in (group for batch in dm.val_dataloader() for group in batch):
-            restored = quantise(module.network(group.degraded))
-            expected = float(10 * torch.log10(1.0 / torch.mean((restored - group.clean) ** 2)))
-            assert abs(logged[protocols[int(group.protocol[0])]] - expected) < 1e-3
+    for index, expected in single_process_psnrs(module, ddp_datamodule(train, val, protocols)):
+        assert abs(logged[protocols[index]] - expected) < 1e-3
 
 
 @pytest.mark.slow
