@@ -99,7 +99,7 @@ def main() -> None:
     print(f"mix={args.mix} dilated={args.dilated} bn={args.bn} loss={args.loss} lr={args.lr}", flush=True)
     step, start = 0, time.perf_counter()
     while step < args.steps:
-        for x, y in loader:
+        for x, y, _ in loader:
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 out = model(x.contiguous(memory_format=torch.channels_last))
             loss = loss_fn(out.float(), y)

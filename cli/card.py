@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,10 @@ def add_parser(sub: Any) -> None:
     )
     parser.add_argument(
         "--method",
-        default="DCI-CNN",
-        help="the model's column in the results (a `dcicnn evaluate` of several models names each by its folder)",
+        nargs="+",
+        default=["DCI-CNN"],
+        help="the model's column(s) in the results (a `dcicnn evaluate` of several models names each by its folder; "
+        "with --jpeg-hint modes, 'DCI-CNN [auto]' and the like); with several, each dataset row names its method",
     )
     parser.add_argument("--name", help="model name (title and model-index name)")
     parser.add_argument("--repo-id", help="Hub id shown in the usage snippet")
@@ -49,7 +52,11 @@ def run(args: argparse.Namespace) -> int:
         dataset_type, sep, path = item.partition("=")
         if not sep:
             raise InvalidArgumentError(f"--results takes DATASET_ID=RESULTS_JSON, got {item!r}")
-        results += eval_results_from_evaluation(path, dataset_type, method=args.method)
+        for method in args.method:
+            name = None
+            if len(args.method) > 1:
+                name = f"{json.loads(Path(path).read_text())['dataset']} {method.removeprefix('DCI-CNN ')}"
+            results += eval_results_from_evaluation(path, dataset_type, dataset_name=name, method=method)
     card = model.generate_model_card(
         model_name=args.name,
         repo_id=args.repo_id,

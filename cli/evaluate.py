@@ -58,7 +58,19 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="also score each model with the 8-way flip/rotation self-ensemble (8x slower), as 'NAME x8'",
     )
+    parser.add_argument(
+        "--jpeg-hint",
+        nargs="+",
+        choices=HINT_MODES,
+        default=["auto"],
+        help="what a conditioned model is told of each JPEG protocol: 'auto' (what restore() reads from the pixels "
+        "of an array), 'file' (the protocol's quality, as a saved JPEG file's tables give it), 'none' (withheld); "
+        "several score each model once per mode, as 'NAME [MODE]'. Blind models ignore it",
+    )
     parser.set_defaults(run=run)
+
+
+HINT_MODES = ("auto", "file", "none")
 
 
 def _source(args: argparse.Namespace) -> tuple[ImageSource, str]:
@@ -68,9 +80,14 @@ def _source(args: argparse.Namespace) -> tuple[ImageSource, str]:
     return FolderSource(args.data), Path(args.data).name
 
 
-def _method(model: DCICNN, options: RestoreOptions) -> Method:
+def _method(model: DCICNN, options: RestoreOptions, hint: str = "auto") -> Method:
     def run(degraded: np.ndarray, protocol: str) -> np.ndarray:
-        return model.restore(degraded.astype(np.float32), options=options)
+        given = options
+        if hint == "none":
+            given = replace(options, jpeg_quality=None)
+        elif hint == "file" and PROTOCOLS[protocol].jpeg is not None:
+            given = replace(options, jpeg_quality=PROTOCOLS[protocol].jpeg)
+        return model.restore(degraded.astype(np.float32), options=given)
 
     return run
 
@@ -84,10 +101,13 @@ def run(args: argparse.Namespace) -> int:
     methods: dict[str, Method] = {}
     for model_id in args.model or [None]:
         model = load_model_source(model_id, None)
-        label = "DCI-CNN" if len(args.model) <= 1 else Path(str(model_id)).name
-        methods[label] = _method(model, options)
-        if args.ensemble:
-            methods[f"{label} x8"] = _method(model, replace(options, ensemble=True))
+        base = "DCI-CNN" if len(args.model) <= 1 else Path(str(model_id)).name
+        modes = list(dict.fromkeys(args.jpeg_hint)) if model.spec.conditions else ["auto"]
+        for mode in modes:
+            label = base if len(modes) == 1 else f"{base} [{mode}]"
+            methods[label] = _method(model, options, mode)
+            if args.ensemble:
+                methods[f"{label} x8"] = _method(model, replace(options, ensemble=True), mode)
     with tqdm(
         total=len(protocols) * len(source), desc="evaluating", unit="image", disable=None, file=sys.stderr
     ) as bar:

@@ -17,7 +17,8 @@ DEFAULTS = RestoreOptions()
 def add_inference_arguments(
     parser: argparse.ArgumentParser, *, dtype: str = DEFAULTS.dtype, tiling: bool = True
 ) -> None:
-    """``--device``, ``--dtype`` and (with ``tiling``) ``--tile``, ``--batch-size``, ``--compile``."""
+    """``--device``, ``--dtype`` and (with ``tiling``) ``--tile``, ``--batch-size``, ``--compile``, ``--jpeg-quality``,
+    ``--strength``."""
     parser.add_argument("--device", help="cpu, cuda, cuda:1, mps ... (default: cpu)")
     parser.add_argument(
         "--dtype",
@@ -30,6 +31,21 @@ def add_inference_arguments(
         )
         parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="tiles per forward pass")
         parser.add_argument("--compile", action="store_true", help="torch.compile the network (faster for many files)")
+        parser.add_argument(
+            "--jpeg-quality",
+            default="auto",
+            metavar="auto|none|Q",
+            help="what the model is told of JPEG damage: auto (the file's quantisation tables, else what the pixels "
+            "show), none (withheld: blind), or a quality 1..100 (default auto)",
+        )
+        parser.add_argument(
+            "--strength",
+            type=float,
+            default=DEFAULTS.strength,
+            metavar="S",
+            help="how much of the correction to apply, 0..2: 0 leaves the image as it is, 1 (default) the model's "
+            "output, above 1 more",
+        )
 
 
 def inference_options(args: argparse.Namespace, *, ensemble: bool = False) -> RestoreOptions:
@@ -41,6 +57,8 @@ def inference_options(args: argparse.Namespace, *, ensemble: bool = False) -> Re
         dtype=args.dtype,
         compile=getattr(args, "compile", DEFAULTS.compile),
         ensemble=ensemble,
+        jpeg_quality=getattr(args, "jpeg_quality", DEFAULTS.jpeg_quality),
+        strength=getattr(args, "strength", DEFAULTS.strength),
     )
 
 

@@ -28,6 +28,8 @@ _EXPORTS = {
     "DegradationDataModule": "dcicnn.data",
     "RestorationModule": "dcicnn.training",
     "TrainingDivergedError": "dcicnn.errors",
+    "estimate_jpeg_quality": "dcicnn.conditions",
+    "estimate_noise": "dcicnn.conditions",
 }
 
 __all__ = [
@@ -45,10 +47,13 @@ __all__ = [
     "WeightsNotFoundError",
     "__version__",
     "apply_protocol",
+    "estimate_jpeg_quality",
+    "estimate_noise",
     "protocol_target",
 ]
 
 if TYPE_CHECKING:
+    from dcicnn.conditions import estimate_jpeg_quality, estimate_noise
     from dcicnn.data import DegradationDataModule
     from dcicnn.degradations import PROTOCOLS, Degradation, DegradationMix, apply_protocol, protocol_target
     from dcicnn.errors import TrainingDivergedError, WeightsMismatchError, WeightsNotFoundError

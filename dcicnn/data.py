@@ -18,9 +18,12 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
+from dcicnn.conditions import NOT_JPEG, damage_vector, estimate_noise
 from dcicnn.degradations import (
+    PROTOCOLS,
     Degradation,
     DegradationMix,
+    applied_jpeg_quality,
     apply_protocol,
     check_protocols,
     protocol_target,
@@ -42,6 +45,7 @@ __all__ = [
     "DegradationDataModule",
     "FolderSource",
     "HFDataset",
+    "HintPolicy",
     "HFSource",
     "ImageSource",
     "InMemorySource",
@@ -72,18 +76,41 @@ def _ensure_hwc(image: np.ndarray) -> np.ndarray:
     return image[:, :, None] if image.ndim == 2 else image
 
 
-class PatchMaker:
-    """Turns a clean image into one training pair: crop, flip/rotate, optional resize, degrade the input."""
+class HintPolicy(NamedTuple):
+    """How a training sample's JPEG hint is made from the quality really used, so that a conditioned network learns
+    to use the hint without trusting it blindly.
 
-    def __init__(self, patch_size: int, degradation: Degradation | DegradationMix, augment: bool = True) -> None:
+    Attributes:
+        withhold: probability that the hint is withheld (the network then runs blind to JPEG, as with
+            ``jpeg_quality=None``).
+        jitter: the hint is the true quality plus a uniform integer offset in ``[-jitter, jitter]`` (the pixel
+            estimate is a few steps off; re-saved files carry the last quality only).
+    """
+
+    withhold: float = 0.3
+    jitter: int = 3
+
+
+class PatchMaker:
+    """Turns a clean image into one training sample: crop, flip/rotate, optional resize, degrade the input, and the
+    damage record a conditioned network is told (``dcicnn.conditions.DAMAGE_FIELDS``)."""
+
+    def __init__(
+        self,
+        patch_size: int,
+        degradation: Degradation | DegradationMix,
+        augment: bool = True,
+        hints: HintPolicy | None = None,
+    ) -> None:
         if patch_size < 1:
             raise InvalidArgumentError(f"patch_size must be >= 1, got {patch_size}")
         self.patch_size = patch_size
         self.degradation = degradation
         self.augment = augment
+        self.hints = hints or HintPolicy()
         self.pipeline = degradation.build()
 
-    def __call__(self, image: np.ndarray, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, image: np.ndarray, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng(seed)
         clean = self.crop(_ensure_hwc(image), rng)
         if self.augment:
@@ -96,8 +123,19 @@ class PatchMaker:
         seed_pipeline(self.pipeline, int(rng.integers(2**63)))
         # Degrade in float32: albumentations' noise on uint8 images comes out about 2% weaker than asked for.
         source = clean.astype(np.float32) / np.float32(255.0)
-        degraded = _ensure_hwc(self.pipeline(image=source[:, :, 0] if source.shape[2] == 1 else source)["image"])
-        return _to_tensor(degraded), _to_tensor(clean)
+        result = self.pipeline(image=source[:, :, 0] if source.shape[2] == 1 else source)
+        degraded = _to_tensor(_ensure_hwc(result["image"]))
+        return degraded, _to_tensor(clean), self._damage(degraded, result.get("applied_transforms", []), rng)
+
+    def _damage(self, degraded: torch.Tensor, applied: list[Any], rng: np.random.Generator) -> torch.Tensor:
+        quality = applied_jpeg_quality(applied)
+        hint: int | None = NOT_JPEG
+        if rng.random() < self.hints.withhold:
+            hint = None
+        elif quality is not None:
+            offset = int(rng.integers(-self.hints.jitter, self.hints.jitter + 1)) if self.hints.jitter else 0
+            hint = min(100, max(1, quality + offset))
+        return damage_vector(hint, float(estimate_noise(degraded)))
 
     def crop(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A random ``patch_size`` square; images smaller than that are mirror-padded first."""
@@ -122,7 +160,7 @@ def _sample_seed(index: int) -> int:
     return int(np.random.SeedSequence([draw, index]).generate_state(1, dtype=np.uint64)[0])
 
 
-class TrainPatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+class TrainPatches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
     """Random training pairs from a map-style source; ``patches_per_image`` crops of each image per epoch."""
 
     def __init__(
@@ -132,21 +170,22 @@ class TrainPatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         degradation: Degradation | DegradationMix,
         patches_per_image: int = 1,
         augment: bool = True,
+        hints: HintPolicy | None = None,
     ) -> None:
         if patches_per_image < 1:
             raise InvalidArgumentError(f"patches_per_image must be >= 1, got {patches_per_image}")
         self.source = source
         self.patches_per_image = patches_per_image
-        self.make = PatchMaker(patch_size, degradation, augment)
+        self.make = PatchMaker(patch_size, degradation, augment, hints)
 
     def __len__(self) -> int:
         return len(self.source) * self.patches_per_image
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.make(self.source.load(index % len(self.source)), _sample_seed(index))
 
 
-class StreamingTrainPatches(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
+class StreamingTrainPatches(IterableDataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
     """Random training pairs from a streaming Hugging Face dataset, split across DDP ranks and loader workers.
 
     Ranks get disjoint parts (``split_dataset_by_node``: whole shards when the shard count divides evenly, else every
@@ -163,12 +202,13 @@ class StreamingTrainPatches(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
         channels: int = 3,
         rank: int = 0,
         world_size: int = 1,
+        hints: HintPolicy | None = None,
     ) -> None:
         self.spec = spec
         self.channels = channels
         self.patches_per_image = patches_per_image
         self.rank, self.world_size = rank, world_size
-        self.make = PatchMaker(patch_size, degradation)
+        self.make = PatchMaker(patch_size, degradation, hints=hints)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -185,7 +225,7 @@ class StreamingTrainPatches(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
         # stream's shard count stay idle), so every row is seen once per rank.
         return iter(stream)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         for count, row in enumerate(self._stream()):
             try:
                 image = decode_hf_cell(row[self.spec.image_column], self.channels)
@@ -197,12 +237,14 @@ class StreamingTrainPatches(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
 
 
 class ValidationItem(NamedTuple):
-    """One validation pair: degraded input, clean target, protocol index and the item's index in its dataset."""
+    """One validation pair: degraded input, clean target, protocol index, the item's index in its dataset, and its
+    damage record (the protocol's JPEG quality, as the file would carry it, and the estimated noise)."""
 
     degraded: torch.Tensor
     clean: torch.Tensor
     protocol: int
     index: int  # type: ignore[assignment]  # the field shadows tuple.index, which nothing here calls
+    damage: torch.Tensor
 
 
 class ValidationGroup(NamedTuple):
@@ -212,6 +254,7 @@ class ValidationGroup(NamedTuple):
     clean: torch.Tensor
     protocol: torch.Tensor
     index: torch.Tensor  # type: ignore[assignment]  # as in ValidationItem
+    damage: torch.Tensor
 
 
 ValidationBatch = list[ValidationGroup]
@@ -247,8 +290,8 @@ class ValidationPairs(Dataset[ValidationItem]):
         if self.crop is not None and not protocol.startswith("paper-"):
             image = _centre_crop(image, self.crop)
         clean = _ensure_hwc(protocol_target(protocol, image))
-        degraded = _ensure_hwc(apply_protocol(protocol, image, key=self.source.key(image_index)))
-        return ValidationItem(_to_tensor(degraded), _to_tensor(clean), proto_index, index)
+        degraded = _to_tensor(_ensure_hwc(apply_protocol(protocol, image, key=self.source.key(image_index))))
+        return ValidationItem(degraded, _to_tensor(clean), proto_index, index, protocol_damage(protocol, degraded))
 
 
 def collate_validation(items: list[ValidationItem]) -> ValidationBatch:
@@ -263,9 +306,17 @@ def collate_validation(items: list[ValidationItem]) -> ValidationBatch:
             torch.stack([g.clean for g in group]),
             torch.tensor([g.protocol for g in group], dtype=torch.long),
             torch.tensor([g.index for g in group], dtype=torch.long),
+            torch.stack([g.damage for g in group]),
         )
         for group in groups.values()
     ]
+
+
+def protocol_damage(protocol: str, degraded: torch.Tensor) -> torch.Tensor:
+    """The damage record of a protocol's input, as ``restore`` would build it from a file: the JPEG quality the
+    protocol saved at (``NOT_JPEG`` if none) and the noise estimated on the degraded ``(C, H, W)`` image."""
+    quality = PROTOCOLS[protocol].jpeg
+    return damage_vector(NOT_JPEG if quality is None else quality, float(estimate_noise(degraded)))
 
 
 def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:
@@ -301,6 +352,8 @@ class DegradationDataModule(L.LightningDataModule):
             for fast accelerators, whose loader workers would otherwise spend most of their time decoding.
         persistent_workers: keep the loader workers alive between epochs and validations (saves their start-up,
             seconds with many workers).
+        jpeg_hint_withhold: probability that a training sample's JPEG hint is withheld (``HintPolicy.withhold``).
+        jpeg_hint_jitter: largest error added to a training sample's JPEG hint (``HintPolicy.jitter``).
 
     Under DDP, Lightning gives each rank a distinct shard of the map-style sets (``DistributedSampler``); a streaming
     set is split by rank with ``datasets.distributed.split_dataset_by_node`` and by worker inside each rank.
@@ -323,6 +376,8 @@ class DegradationDataModule(L.LightningDataModule):
         channels: int = 3,
         cache_images: bool = False,
         persistent_workers: bool = False,
+        jpeg_hint_withhold: float = 0.3,
+        jpeg_hint_jitter: int = 3,
     ) -> None:
         super().__init__()
         if channels not in (1, 3):
@@ -347,6 +402,12 @@ class DegradationDataModule(L.LightningDataModule):
         self.channels = channels
         self.cache_images = cache_images
         self.persistent_workers = persistent_workers and num_workers > 0
+        if not 0.0 <= jpeg_hint_withhold <= 1.0 or jpeg_hint_jitter < 0:
+            raise InvalidArgumentError(
+                f"jpeg_hint_withhold must be in [0, 1] and jpeg_hint_jitter >= 0, got {jpeg_hint_withhold}, "
+                f"{jpeg_hint_jitter}"
+            )
+        self.hints = HintPolicy(float(jpeg_hint_withhold), int(jpeg_hint_jitter))
         self.train_set: Dataset[Any] | IterableDataset[Any] | None = None
         self.val_set: ValidationPairs | None = None
 
@@ -377,6 +438,7 @@ class DegradationDataModule(L.LightningDataModule):
                 self.channels,
                 rank=rank,
                 world_size=world,
+                hints=self.hints,
             )
         if self.train_dirs:
             folders: ImageSource = FolderSource(self.train_dirs, self.channels)
@@ -386,6 +448,7 @@ class DegradationDataModule(L.LightningDataModule):
                     self.patch_size,
                     self.degradation,
                     self.patches_per_image,
+                    hints=self.hints,
                 )
             )
         if self.train_dataset is not None:
@@ -396,6 +459,7 @@ class DegradationDataModule(L.LightningDataModule):
                     self.patch_size,
                     self.degradation,
                     self.patches_per_image,
+                    hints=self.hints,
                 )
             )
         if not sets:

@@ -55,13 +55,17 @@ class Degradation:
     Attributes:
         blur_prob: probability of a Gaussian blur.
         blur_sigma: (min, max) blur sigma in pixels; the kernel size follows from sigma.
-        noise_prob: probability of additive Gaussian noise (independent per channel, clipped to the 0..1 range
-            as a camera would, not rounded unless a JPEG stage follows).
+        noise_prob: probability of additive Gaussian noise (independent per channel, not rounded unless a JPEG
+            stage follows).
         noise_sigma: (min, max) noise standard deviation on the 0..255 scale.
         noise_levels: if set, sigma is one of these values (0..255 scale), drawn with equal probability, instead of
             a value in ``noise_sigma`` (the paper's four levels: 5, 10, 15, 20).
+        noise_clip: clip noisy pixels to the 0..1 range, as a camera would. ``False`` keeps the values beyond it, as
+            the ``noise-s*`` evaluation protocols (and the denoising literature) do; a JPEG stage clips anyway.
         jpeg_prob: probability of a JPEG round trip.
         jpeg_quality: (min, max) JPEG quality, 1..100.
+        jpeg_codec: ``"pillow"``: libjpeg through Pillow with 4:2:0 chroma, exactly as the evaluation protocols and
+            most saved photos; ``"opencv"``: albumentations' ``ImageCompression`` (OpenCV's encoder).
         resize: if set, the clean crop is first resized (bicubic) to ``resize x resize``, as the paper's 64x64 pairs.
         order: the order the stages are applied in.
     """
@@ -71,8 +75,10 @@ class Degradation:
     noise_prob: float = 0.6
     noise_sigma: tuple[float, float] = (5.0, 20.0)
     noise_levels: tuple[float, ...] | None = None
+    noise_clip: bool = True
     jpeg_prob: float = 0.8
     jpeg_quality: tuple[int, int] = (10, 95)
+    jpeg_codec: Literal["pillow", "opencv"] = "opencv"
     resize: int | None = None
     order: tuple[Stage, ...] = field(default=("blur", "noise", "jpeg"))
 
@@ -96,6 +102,8 @@ class Degradation:
             raise InvalidArgumentError(f"blur_sigma must be > 0 when blur_prob > 0, got {self.blur_sigma}")
         if self.resize is not None and (isinstance(self.resize, bool) or self.resize < 1):
             raise InvalidArgumentError(f"resize must be a positive int or None, got {self.resize}")
+        if self.jpeg_codec not in ("pillow", "opencv"):
+            raise InvalidArgumentError(f"jpeg_codec must be 'pillow' or 'opencv', got {self.jpeg_codec!r}")
         self.order = tuple(self.order)
         if sorted(self.order) != sorted(set(self.order)) or not set(self.order) <= {"blur", "noise", "jpeg"}:
             raise InvalidArgumentError(f"order must list distinct stages among blur, noise, jpeg; got {self.order}")
@@ -114,8 +122,10 @@ class Degradation:
         """
         import albumentations as A  # imported for training pipelines only (the protocols do not need it)
 
+        noise_class = A.GaussNoise if self.noise_clip else _UnclippedGaussNoise
+
         def noise(low: float, high: float, p: float) -> A.GaussNoise:
-            return A.GaussNoise(
+            return noise_class(
                 std_range=(low / 255.0, high / 255.0),
                 mean_range=(0.0, 0.0),
                 per_channel=True,
@@ -130,9 +140,13 @@ class Degradation:
                 if self.noise_levels is None
                 else A.OneOf([noise(s, s, p=1.0) for s in self.noise_levels], p=self.noise_prob)
             ),
-            "jpeg": A.ImageCompression(compression_type="jpeg", quality_range=self.jpeg_quality, p=self.jpeg_prob),
+            "jpeg": (
+                PillowJPEG(quality_range=self.jpeg_quality, p=self.jpeg_prob)
+                if self.jpeg_codec == "pillow"
+                else A.ImageCompression(compression_type="jpeg", quality_range=self.jpeg_quality, p=self.jpeg_prob)
+            ),
         }
-        return A.Compose([stages[name] for name in self.order], strict=True)
+        return A.Compose([stages[name] for name in self.order], strict=True, save_applied_params=True)
 
 
 @dataclass
@@ -178,7 +192,63 @@ class DegradationMix:
             pipeline = component.build()
             pipeline.p = weight  # OneOf picks its children in proportion to their p
             choices.append(pipeline)
-        return A.Compose([A.OneOf(choices, p=1.0)], strict=True)
+        return A.Compose([A.OneOf(choices, p=1.0)], strict=True, save_applied_params=True)
+
+
+def _albumentations_transforms() -> tuple[type, type]:
+    """The two transforms defined here, built on albumentations' classes when a pipeline first needs them."""
+    global _TRANSFORMS
+    if _TRANSFORMS is None:
+        import albumentations as A
+
+        class Unclipped(A.GaussNoise):
+            """``GaussNoise`` without the final clip to the image's range."""
+
+            def apply(self, img: np.ndarray, noise_map: np.ndarray, **params: object) -> np.ndarray:
+                return (img + noise_map).astype(img.dtype, copy=False)
+
+        class Pillow(A.ImageOnlyTransform):
+            """A JPEG round trip through Pillow (libjpeg, 4:2:0): exactly the evaluation protocols' ``jpeg``. The
+            quality drawn is in the applied parameters (``Compose(save_applied_params=True)``)."""
+
+            def __init__(self, quality_range: tuple[int, int] = (10, 95), p: float = 0.5) -> None:
+                super().__init__(p=p)
+                self.quality_range = (int(quality_range[0]), int(quality_range[1]))
+
+            def get_params(self) -> dict[str, int]:
+                return {"quality": self.py_random.randint(*self.quality_range)}
+
+            def apply(self, img: np.ndarray, quality: int, **params: object) -> np.ndarray:
+                floating = img.dtype != np.uint8
+                pixels = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8) if floating else img
+                coded = jpeg(pixels if pixels.ndim == 3 else pixels[:, :, None], quality).reshape(pixels.shape)
+                return coded.astype(np.float32) / np.float32(255.0) if floating else coded
+
+            def get_transform_init_args_names(self) -> tuple[str, ...]:
+                return ("quality_range",)
+
+        _TRANSFORMS = (Unclipped, Pillow)
+    return _TRANSFORMS
+
+
+_TRANSFORMS: tuple[type, type] | None = None
+
+
+def _UnclippedGaussNoise(**kwargs: object) -> A.GaussNoise:  # noqa: N802  # a class-like factory
+    return _albumentations_transforms()[0](**kwargs)
+
+
+def PillowJPEG(quality_range: tuple[int, int], p: float) -> A.ImageOnlyTransform:  # noqa: N802  # as above
+    """An albumentations transform: a Pillow JPEG round trip at a quality drawn from ``quality_range``."""
+    return _albumentations_transforms()[1](quality_range=quality_range, p=p)
+
+
+def applied_jpeg_quality(applied: list[tuple[str, dict[str, object]]]) -> int | None:
+    """The quality of the Pillow JPEG stage among a pipeline's applied transforms, if one ran."""
+    for name, params in applied:
+        if name == "Pillow" and "quality" in params:
+            return int(params["quality"])  # type: ignore[call-overload]  # an int, set by get_params above
+    return None
 
 
 def seed_pipeline(pipeline: A.BaseCompose, seed: int) -> None:
@@ -213,6 +283,8 @@ class _Protocol:
     clip_noise: bool = True
     jpeg: int | None = None
     size: int | None = None
+    prior_jpeg: int | None = None  # an earlier JPEG save, before ``rescale`` and the final ``jpeg``
+    rescale: float | None = None  # bicubic resize after ``prior_jpeg``; the reference is the clean image so resized
 
 
 PROTOCOLS: dict[str, _Protocol] = {
@@ -227,6 +299,10 @@ PROTOCOLS: dict[str, _Protocol] = {
     "clean": _Protocol(),
     **{f"jpeg-q{q}": _Protocol(jpeg=q) for q in (50, 75, 90, 95)},
     "noise-s5": _Protocol(noise=5.0, clip_noise=False),
+    # The file's JPEG quality is a hint that can be wrong: a q30 photo re-saved at q90 (its file says 90), and the
+    # same resized to 75% in between (its 8x8 grid gone, too).
+    "jpeg-q30+q90": _Protocol(prior_jpeg=30, jpeg=90),
+    "jpeg-q30+resize+q90": _Protocol(prior_jpeg=30, rescale=0.75, jpeg=90),
 }
 """Named evaluation protocols (see ``../shared/DESIGN.md`` and the README)."""
 
@@ -238,13 +314,24 @@ def protocol_rng(protocol: str, key: str) -> np.random.Generator:
 
 
 def protocol_target(protocol: str, image: np.ndarray) -> np.ndarray:
-    """The clean reference for ``protocol``: ``image`` itself, or for ``paper-S`` its centre square crop resized
-    (bicubic) to SxS. uint8, same layout as ``image``."""
+    """The clean reference for ``protocol``: ``image`` itself, for ``paper-S`` its centre square crop resized
+    (bicubic) to SxS, for a ``rescale`` protocol the image resized (bicubic) by that factor. uint8, same layout as
+    ``image``."""
     spec = _lookup(protocol)
     image = _check_image(image)
+    if spec.rescale is not None:
+        return _rescale(image, spec.rescale)
     if spec.size is None:
         return image
     return _paper_resize(image, spec.size)
+
+
+def _rescale(image: np.ndarray, factor: float) -> np.ndarray:
+    h, w = image.shape[:2]
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    squeeze = image.ndim == 3 and image.shape[2] == 1
+    out = np.asarray(Image.fromarray(image[:, :, 0] if squeeze else image).resize(size, Image.Resampling.BICUBIC))
+    return out[:, :, None] if squeeze else out
 
 
 def apply_protocol(protocol: str, image: np.ndarray, key: str) -> np.ndarray:
@@ -261,7 +348,7 @@ def apply_protocol(protocol: str, image: np.ndarray, key: str) -> np.ndarray:
         reference is ``protocol_target(protocol, image)``.
     """
     spec = _lookup(protocol)
-    image = protocol_target(protocol, image)
+    image = _check_image(image) if spec.rescale is not None else protocol_target(protocol, image)
     rng = protocol_rng(protocol, key)
     work = image.astype(np.float64)
     if spec.blur:
@@ -270,6 +357,10 @@ def apply_protocol(protocol: str, image: np.ndarray, key: str) -> np.ndarray:
         work = work + rng.normal(0.0, spec.noise, size=work.shape)
     if spec.jpeg is not None or spec.clip_noise:
         work = np.clip(np.rint(work), 0, 255)
+    if spec.prior_jpeg is not None:
+        work = jpeg(work.astype(np.uint8), spec.prior_jpeg).astype(np.float64)
+    if spec.rescale is not None:
+        work = _rescale(work.astype(np.uint8), spec.rescale).astype(np.float64)
     if spec.jpeg is not None:
         work = jpeg(work.astype(np.uint8), spec.jpeg).astype(np.float64)
     return (work / 255.0).astype(np.float32)

@@ -19,6 +19,7 @@ import torch
 from PIL import Image, ImageOps
 from torch import nn
 
+from dcicnn import conditions as cond
 from dcicnn.errors import InvalidArgumentError
 from dcicnn.options import RestoreOptions
 from dcicnn.spec import ModelSpec
@@ -30,6 +31,8 @@ __all__ = [
     "Tile",
     "bf16_supported",
     "dihedral_mean",
+    "file_jpeg_quality",
+    "image_damage",
     "plan_tiles",
     "restore",
     "restore_tensor",
@@ -126,15 +129,16 @@ class _Runner:
         self.device = device
         self.dtype = dtype
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         x = x.to(self.device, torch.float32, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        args = (x,) if condition is None else (x, condition.to(self.device).expand(len(x), -1))
         if self.dtype == torch.float32:
-            return self.model(x)
+            return self.model(*args)
         # Autocast runs the convolutions in bf16/fp16 but keeps the residual subtraction in fp32.
         with torch.autocast(self.device.type, dtype=self.dtype):
-            return self.model(x).float()
+            return self.model(*args).float()
 
 
 #: The prepared network of each model, kept beside it rather than in it, and dropped with it.
@@ -180,6 +184,7 @@ def restore_tensor(
     out: torch.Tensor | None = None,
     *,
     scale: float = 1.0,
+    file_quality: int | None = None,
 ) -> torch.Tensor:
     """Restore one ``(C, H, W)`` image tile by tile into ``out`` (allocated if ``None``).
 
@@ -187,7 +192,8 @@ def restore_tensor(
     tile is converted on its own, divided by ``scale`` to the 0..1 range. ``out`` receives ``result * scale``,
     rounded and clamped to ``[0, scale]`` for an integer dtype, unclipped for a float one. Peak memory beyond
     ``source`` and ``out`` is that of ``batch_size`` tiles. ``ensemble``: the mean over the 8 flips and rotations
-    (``dihedral_mean``), 8 times the work.
+    (``dihedral_mean``), 8 times the work. A conditioned model is told the damage found on the whole image
+    (``image_damage``; ``file_quality``: the JPEG quality of the file it came from), once, before tiling.
     """
     spec = model.spec
     if source.ndim != 3 or source.shape[0] != spec.in_channels:
@@ -199,21 +205,62 @@ def restore_tensor(
         raise InvalidArgumentError(
             f"overlap {overlap} is below the model's receptive radius {spec.receptive_radius}: tiles would show seams"
         )
-    run = _runner(model, *resolve_device_dtype(model, options), options.compile)
+    device_dtype = resolve_device_dtype(model, options)
     _, height, width = source.shape
     if out is None:
         out = torch.empty(source.shape, dtype=torch.float32)
     integer = not out.dtype.is_floating_point
+    if options.strength == 0.0:  # nothing to apply: the input, exactly
+        out.copy_(source.to(out.device))
+        return out
+    run = _runner(model, *device_dtype, options.compile)
+    condition = None
+    if spec.conditions:
+        damage = image_damage(source, options.jpeg_quality, file_quality=file_quality, scale=scale)
+        condition = cond.condition_from_damage(spec.conditions, damage[None])
+
+    def network(x: torch.Tensor) -> torch.Tensor:
+        return run(x, condition)
+
     tiles = plan_tiles(height, width, max(options.tile, 2 * overlap + 2), overlap)
     for group in _batches(tiles, options.batch_size):
         windows = torch.stack([source[:, t.y0 : t.y1, t.x0 : t.x1] for t in group]).float().div_(scale)
-        restored = (dihedral_mean(run, windows) if options.ensemble else run(windows)).mul_(scale)
+        restored = dihedral_mean(network, windows) if options.ensemble else network(windows)
+        if options.strength != 1.0:
+            restored = windows.to(restored.device).add_(
+                restored.sub_(windows.to(restored.device)), alpha=options.strength
+            )
+        restored = restored.mul_(scale)
         if integer:
             restored = restored.round_().clamp_(0, scale)
         restored = restored.to(out.device)
         for t, result in zip(group, restored, strict=True):
             out[:, t.cy0 : t.cy1, t.cx0 : t.cx1] = result[:, t.cy0 - t.y0 : t.cy1 - t.y0, t.cx0 - t.x0 : t.cx1 - t.x0]
     return out
+
+
+_ESTIMATE_SIDE = 1024
+
+
+def image_damage(
+    source: torch.Tensor, jpeg_quality: int | str | None, *, file_quality: int | None = None, scale: float = 1.0
+) -> torch.Tensor:
+    """The damage record (``dcicnn.conditions.DAMAGE_FIELDS``) of a whole ``(C, H, W)`` image on the ``0..scale``
+    range: the JPEG quality (``jpeg_quality``: ``"auto"``, ``None`` or an int; see ``RestoreOptions``) and the noise
+    sigma estimated on the image (on its central 1024x1024 window when larger: noise is much the same across a
+    photo, and the cost stays bounded)."""
+    h, w = source.shape[1:]
+    top, left = max(0, (h - _ESTIMATE_SIDE) // 16 * 8), max(0, (w - _ESTIMATE_SIDE) // 16 * 8)
+    window = source[:, top : top + _ESTIMATE_SIDE, left : left + _ESTIMATE_SIDE].float().div(scale)
+    if jpeg_quality == "auto":
+        quality: int | None = file_quality
+        if quality is None:
+            quality = cond.estimate_jpeg_quality(window)
+        if quality is None:
+            quality = cond.NOT_JPEG
+    else:
+        quality = None if jpeg_quality is None else int(jpeg_quality)
+    return cond.damage_vector(quality, float(cond.estimate_noise(window)))
 
 
 def dihedral_mean(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -259,10 +306,12 @@ def _restore_torch(model: Restorer, image: torch.Tensor, options: RestoreOptions
     return out
 
 
-def _restore_numpy(model: Restorer, image: np.ndarray, options: RestoreOptions) -> np.ndarray:
+def _restore_numpy(
+    model: Restorer, image: np.ndarray, options: RestoreOptions, file_quality: int | None = None
+) -> np.ndarray:
     """HW, HW1, HW3 or HW4 arrays; uint8 (0..255), uint16 (0..65535) or float (0..1). Alpha passes through."""
     if image.ndim == 2:
-        return _restore_numpy(model, image[:, :, None], options)[:, :, 0]
+        return _restore_numpy(model, image[:, :, None], options, file_quality)[:, :, 0]
     if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
         raise InvalidArgumentError(f"expected an (H, W) or (H, W, C) image with C in 1..4, got shape {image.shape}")
     if image.dtype == np.uint8:
@@ -278,7 +327,8 @@ def _restore_numpy(model: Restorer, image: np.ndarray, options: RestoreOptions) 
     with warnings.catch_warnings():  # a read-only array (e.g. from a PIL image) is fine: the source is only read
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         source = torch.from_numpy(np.ascontiguousarray(image[:, :, :colour])).permute(2, 0, 1)
-    _restore_channels(model, source, options, torch.from_numpy(out).permute(2, 0, 1)[:colour], scale=scale)
+    target = torch.from_numpy(out).permute(2, 0, 1)[:colour]
+    _restore_channels(model, source, options, target, scale=scale, file_quality=file_quality)
     return out
 
 
@@ -289,6 +339,7 @@ def _restore_channels(
     out: torch.Tensor | None = None,
     *,
     scale: float = 1.0,
+    file_quality: int | None = None,
 ) -> torch.Tensor:
     """Restore ``(C, H, W)`` with C = 1 or 3 by a model of 1 or 3 channels into ``out`` (gray <-> colour as documented:
     a gray image through a colour model keeps the mean of the restored channels; a colour image through a gray
@@ -298,17 +349,19 @@ def _restore_channels(
         out = torch.empty(source.shape, dtype=dtype, device=source.device)
     if source.shape[0] == model.spec.in_channels == 3 and _achromatic(source):
         # A gray picture stored as RGB: the colour model would tint it slightly; achromatic in, achromatic out.
-        restored = restore_tensor(model, source, options, scale=scale).mean(dim=0, keepdim=True).expand(3, -1, -1)
+        restored = restore_tensor(model, source, options, scale=scale, file_quality=file_quality)
+        restored = restored.mean(dim=0, keepdim=True).expand(3, -1, -1)
         out.copy_(_cast(restored, out.dtype, scale))
         return out
     if source.shape[0] == model.spec.in_channels:
-        return restore_tensor(model, source, options, out, scale=scale)
+        return restore_tensor(model, source, options, out, scale=scale, file_quality=file_quality)
     if source.shape[0] == 1:
-        restored = restore_tensor(model, source.expand(3, -1, -1), options, scale=scale).mean(dim=0, keepdim=True)
+        restored = restore_tensor(model, source.expand(3, -1, -1), options, scale=scale, file_quality=file_quality)
+        restored = restored.mean(dim=0, keepdim=True)
     else:
         rgb = source.float()
         luma = (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2])[None]
-        restored = rgb + (restore_tensor(model, luma, options, scale=scale) - luma)
+        restored = rgb + (restore_tensor(model, luma, options, scale=scale, file_quality=file_quality) - luma)
     out.copy_(_cast(restored, out.dtype, scale))
     return out
 
@@ -325,20 +378,30 @@ def _cast(values: torch.Tensor, dtype: torch.dtype, scale: float) -> torch.Tenso
 
 
 def _restore_pil(model: Restorer, image: Image.Image, options: RestoreOptions) -> Image.Image:
-    """Any PIL mode: EXIF orientation applied, alpha kept, ICC profile carried over, 16-bit kept 16-bit."""
+    """Any PIL mode: EXIF orientation applied, alpha kept, ICC profile carried over, 16-bit kept 16-bit. A JPEG's
+    quality is read from its quantisation tables before anything converts the image."""
+    quality = file_jpeg_quality(image)
     image = ImageOps.exif_transpose(image) or image  # its EXIF, if any, now says "no rotation"
     info = {k: v for k, v in image.info.items() if k in ("icc_profile", "dpi", "exif")}
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image)
         wide = np.clip(array, 0, 65535).astype(np.uint16) if mode == "I" else array.astype(np.uint16)
-        result = Image.fromarray(_restore_numpy(model, wide, options))
+        result = Image.fromarray(_restore_numpy(model, wide, options, quality))
     elif mode == "F":
         raise InvalidArgumentError("floating-point images (mode F) are not supported; pass a numpy array instead")
     else:
         if mode not in ("L", "LA", "RGB", "RGBA"):
             keep_alpha = "A" in mode or "transparency" in image.info
             image = image.convert("RGBA" if keep_alpha else "RGB")
-        result = Image.fromarray(_restore_numpy(model, np.asarray(image), options), mode=image.mode)
+        result = Image.fromarray(_restore_numpy(model, np.asarray(image), options, quality), mode=image.mode)
     result.info.update(info)
     return result
+
+
+def file_jpeg_quality(image: Image.Image) -> int | None:
+    """The IJG quality of a PIL image decoded from a JPEG file (its quantisation tables); ``None`` for others."""
+    tables = getattr(image, "quantization", None)
+    if image.format != "JPEG" or not tables:
+        return None
+    return cond.quality_from_tables(tables)

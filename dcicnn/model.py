@@ -9,6 +9,9 @@ produces the image: 8 convolutions, 7 BatchNorm layers, 7 ReLUs. Where the paper
   trains faster and better. ``residual=False`` is the paper-faithful direct mapping.
 * Convolutions that feed a BatchNorm carry no bias (BatchNorm's shift makes it redundant); without BatchNorm
   every convolution has a bias.
+* ``conditions`` (none by default, the paper's blind network) feeds the network what is known of the damage as
+  constant extra input channels (``dcicnn.conditions``: the JPEG quality from the file or the pixels, a noise level
+  measured on the whole image), as FFDNet does with its noise map; only the first convolution grows.
 * ``dilation`` (off by default, i.e. the paper's stride-1 padding-1 convolutions) optionally spaces the 3x3 taps of
   each convolution apart, as IRCNN (Zhang et al., 2017) does: same parameters and FLOPs, a wider receptive field
   (for example 1-2-3-4-4-3-2-1 over 8 layers sees 41x41 pixels instead of 17x17).
@@ -22,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from dcicnn import conditions as cond
 from dcicnn import inference
 from dcicnn.errors import InvalidArgumentError
 from dcicnn.hub import HubMixin
@@ -52,6 +56,8 @@ class DCICNN(
         batch_norm: BatchNorm after each hidden convolution, as in the paper.
         dilation: one dilation per convolution (``depth`` values, padding equal to the dilation so the size is kept);
             ``None`` means 1 everywhere, the paper's network. The receptive field is ``1 + 2 * sum(dilation)``.
+        conditions: what the network is told about the damage, as extra constant input channels: ``"jpeg"`` and/or
+            ``"noise"`` (see ``dcicnn.conditions``); ``None``: blind.
     """
 
     def __init__(
@@ -62,6 +68,7 @@ class DCICNN(
         residual: bool = True,
         batch_norm: bool = True,
         dilation: list[int] | None = None,
+        conditions: list[str] | None = None,
     ) -> None:
         super().__init__()
         _check_int("in_channels", in_channels, allowed=(1, 3))
@@ -81,10 +88,11 @@ class DCICNN(
         self.residual = residual
         self.batch_norm = batch_norm
         self.dilation = dilation
+        self.conditions = list(cond.check_conditions(conditions or []))
         dilations = dilation or [1] * depth
 
         layers: list[nn.Module] = []
-        channels = in_channels
+        channels = in_channels + cond.channel_count(self.conditions)
         for d in dilations[:-1]:
             layers.append(nn.Conv2d(channels, width, 3, stride=1, padding=d, dilation=d, bias=not batch_norm))
             if batch_norm:
@@ -126,21 +134,48 @@ class DCICNN(
             receptive_radius=self.receptive_radius,
             flops_per_pixel=self.flops_per_pixel,
             scale=self.scale,
+            conditions=tuple(self.conditions),
         )
 
     @property
     def flops_per_pixel(self) -> int:
         """Multiply-adds x 2 per output pixel of the convolutions (BatchNorm folds away at inference)."""
-        macs = 9 * (self.in_channels * self.width + (self.depth - 2) * self.width**2 + self.width * self.in_channels)
+        macs = 9 * (
+            (self.in_channels + cond.channel_count(self.conditions)) * self.width
+            + (self.depth - 2) * self.width**2
+            + self.width * self.in_channels
+        )
         return 2 * macs
 
     # ----------------------------------------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Restore a batch ``(N, C, H, W)`` of images on the [0, 1] scale; any H and W >= 1. Output is unclipped."""
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """Restore a batch ``(N, C, H, W)`` of images on the [0, 1] scale; any H and W >= 1. Output is unclipped.
+
+        ``condition``: ``(N, K)`` values of the condition channels (``dcicnn.conditions.condition_vector``) for a
+        conditioned network; ``None`` runs it on what each image itself shows (``default_condition``). A blind
+        network takes none.
+        """
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise InvalidArgumentError(f"expected a (N, {self.in_channels}, H, W) tensor, got shape {tuple(x.shape)}")
-        out = self.body(x)
+        if self.conditions:
+            if condition is None:
+                condition = self.default_condition(x)
+            k = cond.channel_count(self.conditions)
+            if condition.shape != (x.shape[0], k):
+                raise InvalidArgumentError(f"expected a ({x.shape[0]}, {k}) condition, got {tuple(condition.shape)}")
+            maps = condition.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+            out = self.body(torch.cat([x, maps], dim=1))
+        else:
+            if condition is not None and condition.numel():
+                raise InvalidArgumentError("this network is blind: it takes no condition")
+            out = self.body(x)
         return x - out if self.residual else out
+
+    def default_condition(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, K)`` conditions for a batch with nothing else known: what each image shows, exactly as ``restore``
+        finds it with ``jpeg_quality="auto"`` (``dcicnn.inference.image_damage``)."""
+        damage = torch.stack([inference.image_damage(image.detach(), "auto") for image in x])
+        return cond.condition_from_damage(self.conditions, damage).to(x.device)
 
     def restore(
         self,
@@ -153,6 +188,8 @@ class DCICNN(
         dtype: str | torch.dtype | None = _DEFAULTS.dtype,
         compile: bool = _DEFAULTS.compile,
         ensemble: bool = _DEFAULTS.ensemble,
+        jpeg_quality: int | str | None = _DEFAULTS.jpeg_quality,
+        strength: float = _DEFAULTS.strength,
         options: RestoreOptions | None = None,
     ) -> ImageLike:
         """Restore an image of any size; returns the same kind of image.
@@ -180,6 +217,10 @@ class DCICNN(
             compile: ``torch.compile`` the inference network (slow first call, faster after).
             ensemble: average the outputs for the 8 flips and 90-degree rotations of the image (geometric
                 self-ensemble): 8 times the work for a small gain (the README's Results measure it).
+            jpeg_quality: what a conditioned model (``spec.conditions``) is told of JPEG damage: ``"auto"`` (the
+                file's quality for a PIL image opened from a JPEG, else the one the pixels show), an int 1..100, or
+                ``None`` (withheld: blind to JPEG). Blind models ignore it.
+            strength: ``input + strength * (restored - input)``, 0..2: 0 returns the input, 1 the model's output.
             options: all of the above as one ``RestoreOptions`` (then the keywords are ignored).
 
         Invalid options raise ``ValueError`` before any work (see ``dcicnn.options.RestoreOptions``).
@@ -193,8 +234,34 @@ class DCICNN(
                 dtype=str(dtype) if dtype is not None else "auto",
                 compile=compile,
                 ensemble=ensemble,
+                jpeg_quality=jpeg_quality,
+                strength=strength,
             )
         return inference.restore(self, image, options)
+
+    def warm_start_state(self, source: DCICNN) -> dict[str, torch.Tensor]:
+        """``source``'s weights laid out for this network, which may take more conditions than ``source`` does:
+        the first convolution's weights for the new condition channels start at zero, so the warm-started network
+        computes exactly what ``source`` did until training teaches it to use them. Anything else must match."""
+        state = {k: v.detach().clone() for k, v in source.state_dict().items()}
+        if source.conditions == self.conditions:
+            return state
+        missing = [c for c in source.conditions if c not in self.conditions]
+        if missing:
+            raise InvalidArgumentError(
+                f"cannot warm-start: the source takes conditions {missing} this network does not"
+            )
+        key = "body.0.weight"
+        old = state[key]
+        new = torch.zeros(old.shape[0], self.in_channels + cond.channel_count(self.conditions), *old.shape[2:])
+        new[:, : self.in_channels] = old[:, : self.in_channels]
+        for name in source.conditions:
+            src0 = self.in_channels + cond.channel_count(source.conditions[: source.conditions.index(name)])
+            dst0 = self.in_channels + cond.channel_count(self.conditions[: self.conditions.index(name)])
+            k = len(cond.CHANNELS[name])
+            new[:, dst0 : dst0 + k] = old[:, src0 : src0 + k]
+        state[key] = new.to(old.dtype)
+        return state
 
     def inference_network(self) -> DCICNN:
         """What ``restore`` runs: a BatchNorm-folded copy in eval mode (``fuse_batchnorm``)."""
@@ -208,7 +275,13 @@ class DCICNN(
         and loaded like any other model.
         """
         fused = DCICNN(
-            self.in_channels, self.width, self.depth, residual=self.residual, batch_norm=False, dilation=self.dilation
+            self.in_channels,
+            self.width,
+            self.depth,
+            residual=self.residual,
+            batch_norm=False,
+            dilation=self.dilation,
+            conditions=self.conditions or None,
         )
         if not self.batch_norm:
             fused.load_state_dict(self.state_dict())

@@ -30,6 +30,12 @@ class RestoreOptions:
         compile: ``torch.compile`` the inference network (slow first call, faster after).
         ensemble: average the outputs for the 8 flips and 90-degree rotations (geometric self-ensemble): 8 times
             the work for a small gain (measured in the README's Results).
+        jpeg_quality: what a conditioned model is told of JPEG damage. ``"auto"`` (default): the quality in the
+            file's quantisation tables (a PIL image opened from a JPEG), else the one its pixels show
+            (``dcicnn.conditions.estimate_jpeg_quality``; none found: not a JPEG); an int 1..100: that quality;
+            ``None``: withheld, the model runs blind to JPEG. Blind models ignore it.
+        strength: how much of the correction to apply: ``input + strength * (restored - input)``; 0 returns the
+            input untouched, 1 the model's output, up to 2 exaggerates it.
     """
 
     tile: int = 512
@@ -39,6 +45,8 @@ class RestoreOptions:
     dtype: str = "auto"
     compile: bool = False
     ensemble: bool = False
+    jpeg_quality: int | str | None = "auto"
+    strength: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("tile", "batch_size"):
@@ -55,6 +63,32 @@ class RestoreOptions:
         for name in ("compile", "ensemble"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidArgumentError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        object.__setattr__(self, "jpeg_quality", parse_jpeg_quality(self.jpeg_quality))
+        strength = self.strength
+        if isinstance(strength, bool) or not isinstance(strength, int | float) or not 0.0 <= strength <= MAX_STRENGTH:
+            raise InvalidArgumentError(f"strength must be a number in [0, {MAX_STRENGTH:g}], got {strength!r}")
+        object.__setattr__(self, "strength", float(strength))
+
+
+#: The largest ``strength``: beyond twice the model's correction, artefacts of the correction itself dominate.
+MAX_STRENGTH = 2.0
+
+
+def parse_jpeg_quality(value: object) -> int | str | None:
+    """``"auto"``, ``None`` or an int 1..100 from what users write (``"none"``, ``"75"`` and the like included)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return "auto"
+        if text in ("none", "blind"):
+            return None
+        if text.isdigit():
+            value = int(text)
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 100:
+        return value
+    raise InvalidArgumentError(f"jpeg_quality must be 'auto', None ('none') or an int in 1..100, got {value!r}")
 
 
 def _dtype_name(dtype: Any) -> str:

@@ -25,6 +25,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from dcicnn import card, hub
+from dcicnn.conditions import condition_from_damage
 from dcicnn.data import DEFAULT_VAL_PROTOCOLS, ValidationBatch
 from dcicnn.degradations import check_protocols
 from dcicnn.errors import InvalidArgumentError, TrainingDivergedError
@@ -100,7 +101,8 @@ class RestorationModule(L.LightningModule):
         self.network = network if network is not None else DCICNN()
         if init_from is not None:  # warm start: weights of a saved model (directory or Hub id), strictly matched
             source = DCICNN.from_pretrained(init_from)
-            hub.load_state_dict(self.network, source.state_dict(), strict=True, source=str(init_from))
+            state = self.network.warm_start_state(source)
+            hub.load_state_dict(self.network, state, strict=True, source=str(init_from))
         if loss not in LOSSES:
             raise InvalidArgumentError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
         if lr <= 0 or not math.isfinite(lr):
@@ -128,10 +130,15 @@ class RestorationModule(L.LightningModule):
         return cast(dict[str, MeanMetric], self.val_metrics[protocol])
 
     # ------------------------------------------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, damage: torch.Tensor | None = None) -> torch.Tensor:
+        """The network on a batch; ``damage``: ``(N, 2)`` damage records (``dcicnn.conditions.DAMAGE_FIELDS``),
+        turned into the network's condition channels (a blind network ignores them)."""
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.network(x)
+        condition = None
+        if damage is not None and self.network.conditions:
+            condition = condition_from_damage(self.network.conditions, damage.to(x.device))
+        return self.network(x, condition)
 
     def setup(self, stage: str) -> None:
         if self.channels_last:
@@ -177,13 +184,16 @@ class RestorationModule(L.LightningModule):
                 }
             )
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        degraded, clean = batch
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        """One step on ``(degraded, clean, damage)`` (``DegradationDataModule``) or ``(degraded, clean)`` pairs from
+        a loader of your own (a conditioned network then measures each input itself, ``DCICNN.default_condition``)."""
+        degraded, clean, *rest = batch
+        damage = rest[0] if rest else None
         if self.channels_last:
             clean = clean.contiguous(memory_format=torch.channels_last)
         # BatchNorm updates its running statistics during the forward pass: keep a copy to undo a divergent step.
         buffers = {name: b.clone() for name, b in self.network.named_buffers() if b.is_floating_point()}
-        loss = self.loss_fn(self(degraded).float(), clean)
+        loss = self.loss_fn(self(degraded, damage).float(), clean)
         finite = bool(torch.isfinite(loss).item())
         if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):
             with torch.no_grad():
@@ -200,7 +210,7 @@ class RestorationModule(L.LightningModule):
 
     def validation_step(self, batch: ValidationBatch, batch_idx: int) -> None:
         for group in batch:
-            restored = quantise(self(group.degraded).float()).contiguous()
+            restored = quantise(self(group.degraded, group.damage).float()).contiguous()
             for index in group.protocol.unique().tolist():
                 mask = group.protocol == index
                 protocol = self.val_protocols[index]
@@ -248,7 +258,7 @@ class RestorationModule(L.LightningModule):
 
     def predict_step(self, batch: ValidationBatch, batch_idx: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Restored images (8-bit levels) with their dataset indices, one pair per group of the batch."""
-        return [(quantise(self(group.degraded).float()).contiguous(), group.index) for group in batch]
+        return [(quantise(self(group.degraded, group.damage).float()).contiguous(), group.index) for group in batch]
 
     # ------------------------------------------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

@@ -22,6 +22,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-batchnorm": {"batch_norm": False},  # the bundled default's configuration
     "dilated": {"dilation": [1, 2, 3, 2, 1]},
     "gray": {"in_channels": 1},
+    "conditioned": {"conditions": ["jpeg", "noise"]},  # told the JPEG quality and noise level (issue 12)
 }
 
 
@@ -80,7 +81,7 @@ class RecordBatches(L.Callback):
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        _, clean = batch
+        _, clean, _ = batch
         colours = [round(float(c[0].mean()) * 255) for c in clean]
         with (self.directory / f"rank{trainer.global_rank}.txt").open("a") as handle:
             handle.write("".join(f"{c}\n" for c in colours))

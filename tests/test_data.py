@@ -112,7 +112,7 @@ def test_clean_target_is_an_untouched_crop(folder: Path) -> None:
     dataset = TrainPatches(source, patch_size=16, degradation=heavy, augment=False)
     torch.manual_seed(0)
     for index in range(len(dataset)):
-        degraded, clean = dataset[index]
+        degraded, clean, _ = dataset[index]
         assert degraded.shape == clean.shape == (3, 16, 16)
         image = source.load(index)
         patch = (clean.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
@@ -126,7 +126,7 @@ def test_augmented_crops_are_dihedral_transforms_of_the_image(folder: Path) -> N
     dataset = TrainPatches(source, 12, Degradation(blur_prob=0, noise_prob=0, jpeg_prob=0))
     torch.manual_seed(1)
     for index in range(len(dataset)):
-        degraded, clean = dataset[index]
+        degraded, clean, _ = dataset[index]
         assert torch.equal(degraded, clean)  # nothing applied: the input equals the target
         patch = (clean.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         image = source.load(index)
@@ -140,13 +140,13 @@ def test_augmented_crops_are_dihedral_transforms_of_the_image(folder: Path) -> N
 
 def test_small_images_are_mirror_padded(folder: Path) -> None:
     dataset = TrainPatches(FolderSource(folder), 64, Degradation())
-    degraded, clean = dataset[0]
+    degraded, clean, _ = dataset[0]
     assert degraded.shape == clean.shape == (3, 64, 64)
 
 
 def test_paper_resize_makes_64x64_pairs(folder: Path) -> None:
     dataset = TrainPatches(FolderSource(folder), 40, Degradation.paper())
-    degraded, clean = dataset[0]
+    degraded, clean, _ = dataset[0]
     assert degraded.shape == clean.shape == (3, 64, 64)
 
 
@@ -218,7 +218,7 @@ def test_a_degradation_mixture_trains_like_a_single_distribution(folder: Path) -
     L.seed_everything(0, verbose=False)
     dm = module(folder, degradation=DegradationMix([noise, untouched], weights=[1, 1]), patches_per_image=8)
     dm.setup("fit")
-    pairs = [(d, c) for degraded, clean in dm.train_dataloader() for d, c in zip(degraded, clean, strict=True)]
+    pairs = [(d, c) for degraded, clean, _ in dm.train_dataloader() for d, c in zip(degraded, clean, strict=True)]
     changed = [not torch.equal(d, c) for d, c in pairs]
     assert len(pairs) == 48 and 0 < sum(changed) < len(pairs)  # both components drawn
     for (degraded, clean), noisy in zip(pairs, changed, strict=True):
@@ -227,7 +227,7 @@ def test_a_degradation_mixture_trains_like_a_single_distribution(folder: Path) -
 
 
 def flatten_train(loader: torch.utils.data.DataLoader) -> list[torch.Tensor]:
-    return [t for batch in loader for t in batch]
+    return [t for batch in loader for t in batch[:2]]  # degraded, clean (the damage record has NaNs)
 
 
 def test_workers_draw_distinct_degradations(folder: Path) -> None:
@@ -236,7 +236,7 @@ def test_workers_draw_distinct_degradations(folder: Path) -> None:
     indices = [0 + len(source) * k for k in range(8)]  # eight crops of image 0
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(same_image, indices), batch_size=1, num_workers=2)
     L.seed_everything(0, workers=True, verbose=False)
-    noises = [d - c for d, c in loader]
+    noises = [d - c for d, c, _ in loader]
     assert all(not torch.equal(noises[i], noises[j]) for i in range(8) for j in range(i))
 
 
@@ -264,16 +264,16 @@ def test_hf_imagefolder_source_from_a_local_directory(tmp_path: Path) -> None:
         val_protocols=["jpeg-q30"],
     )
     dm.setup("fit")
-    degraded, clean = next(iter(dm.train_dataloader()))
+    degraded, clean, _ = next(iter(dm.train_dataloader()))
     assert degraded.shape == clean.shape == (2, 3, 8, 8)
-    assert len(flatten(dm.val_dataloader())) == 4  # one group: degraded, clean, protocol, index
+    assert len(flatten(dm.val_dataloader())) == 5  # one group: degraded, clean, protocol, index, damage
     with pytest.raises(ValueError, match="no column 'picture'"):
         HFSource(HFDataset(path="imagefolder", data_dir=str(root), image_column="picture"))
 
 
 def streamed_images(dataset: StreamingTrainPatches, workers: int) -> list[int]:
     loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers)
-    return sorted(int(round(float(clean[0, 0, 0]) * 255)) // 10 for _, clean in loader)
+    return sorted(int(round(float(clean[0, 0, 0]) * 255)) // 10 for _, clean, _ in loader)
 
 
 def test_streaming_source_is_split_by_rank_and_worker(tmp_path: Path) -> None:

@@ -67,8 +67,12 @@ def test_jpeg_protocols_are_pillow_420_jpeg(quality: int) -> None:
 
 def test_stronger_degradations_cost_more_psnr() -> None:
     image = sample()
-    clean = image / 255.0
-    scores = {p: psnr(apply_protocol(p, image, key="s"), clean) for p in PROTOCOLS if not p.startswith("paper-")}
+    image / 255.0
+    scores = {
+        p: psnr(apply_protocol(p, image, key="s"), protocol_target(p, image) / 255.0)
+        for p in PROTOCOLS
+        if not p.startswith("paper-")
+    }
     assert scores["jpeg-q10"] < scores["jpeg-q20"] < scores["jpeg-q30"] < scores["jpeg-q40"]
     assert scores["noise-s50"] < scores["noise-s25"] < scores["noise-s15"]
     assert scores["blur-s2+jpeg-q30"] < scores["blur-s1+jpeg-q30"] < scores["jpeg-q30"]
@@ -77,7 +81,17 @@ def test_stronger_degradations_cost_more_psnr() -> None:
     assert scores["jpeg-q40"] < scores["jpeg-q50"] < scores["jpeg-q75"] < scores["jpeg-q90"] < scores["jpeg-q95"]
     assert scores["noise-s15"] < scores["noise-s5"]
     assert scores["clean"] > 100  # float32 rounding of k / 255 only
+    # a re-saved JPEG keeps its first, heavier damage
+    assert scores["jpeg-q30+q90"] < scores["jpeg-q90"] and abs(scores["jpeg-q30+q90"] - scores["jpeg-q30"]) < 0.5
     assert all(12 < s < 50 for p, s in scores.items() if p != "clean"), scores
+
+
+def test_a_resized_protocol_is_scored_against_the_clean_image_so_resized() -> None:
+    image = sample()
+    degraded = apply_protocol("jpeg-q30+resize+q90", image, key="s")
+    target = protocol_target("jpeg-q30+resize+q90", image)
+    assert degraded.shape == target.shape == (round(image.shape[0] * 0.75), round(image.shape[1] * 0.75), 3)
+    assert 20 < psnr(degraded, target / 255.0) < 40
 
 
 def test_clean_protocol_is_the_image_itself() -> None:

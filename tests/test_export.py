@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from dcicnn import DCICNN
+from dcicnn.conditions import channel_count
 from dcicnn.export import export_onnx, export_torchscript
 from dcicnn_cli.main import main
 from tests.helpers import VARIANTS, randomise_batchnorm, variant
@@ -33,9 +34,13 @@ def test_onnx_has_dynamic_shapes_and_matches_pytorch(tmp_path: Path, name: str) 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for shape in [(1, in_channels, 31, 17), (3, in_channels, 128, 96)]:
         x = torch.rand(*shape)
-        (got,) = session.run(None, {"image": x.numpy()})
+        inputs = {"image": x.numpy()}
+        condition = torch.rand(shape[0], channel_count(model.conditions)) if model.conditions else None
+        if condition is not None:  # a conditioned model takes its condition channels as a second input
+            inputs["condition"] = condition.numpy()
+        (got,) = session.run(None, inputs)
         with torch.no_grad():
-            np.testing.assert_allclose(got, model(x).numpy(), atol=1e-4)
+            np.testing.assert_allclose(got, model(x, condition).numpy(), atol=1e-4)
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]  # no temporary files left
 
 

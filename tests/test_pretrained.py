@@ -33,6 +33,7 @@ def test_save_writes_hub_layout(tmp_path: Path) -> None:
         "residual": False,
         "batch_norm": True,
         "dilation": None,
+        "conditions": None,
     }
 
 
