@@ -14,7 +14,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from dcicnn.errors import DcicnnError, InvalidArgumentError, WeightsNotFoundError
-from dcicnn.imageio import IMAGE_EXTENSIONS, open_image, save_image_atomic
+from dcicnn.imageio import (
+    WIDE_COLOUR,
+    open_image,
+    read_wide_colour,
+    readable_extensions,
+    save_image_atomic,
+    write_wide_colour,
+)
 from dcicnn.options import RestoreOptions
 from dcicnn_cli.options import add_inference_arguments, check_device_dtype, inference_options
 
@@ -84,6 +91,7 @@ def collect(
     jobs: list[Job] = []
     errors: list[str] = []
     out = output.resolve()
+    extensions = readable_extensions()
 
     def target(relative: Path) -> Path:
         name = relative.name + (extension or "") if keep_extension else relative.stem + (extension or relative.suffix)
@@ -92,11 +100,16 @@ def collect(
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.resolve().is_relative_to(out)
-            )
+            found = sorted(p for p in path.rglob("*") if p.is_file() and not p.resolve().is_relative_to(out))
+            files = [p for p in found if p.suffix.lower() in extensions]
+            others = [p for p in found if p.suffix.lower() not in extensions and not p.name.startswith(".")]
+            if others:  # never skip a file without saying so
+                names = ", ".join(str(p.relative_to(path)) for p in others[:3]) + (", ..." if len(others) > 3 else "")
+                print(
+                    f"dcicnn restore: note: {item}: skipped {len(others)} file(s) that are not images by their "
+                    f"extension ({names})",
+                    file=sys.stderr,
+                )
             if not files:
                 errors.append(f"{item}: no images in this folder")
             jobs += [Job(f, target(f.relative_to(path))) for f in files]
@@ -136,6 +149,8 @@ def save_options(image: Image.Image, target: Path, quality: int) -> dict[str, An
         options["dpi"] = image.info["dpi"]
     if "exif" in image.info and suffix in (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"):
         options["exif"] = image.info["exif"]
+    if image.mode == "F" and suffix not in (".tif", ".tiff"):
+        raise InvalidArgumentError(f"{target}: a floating-point image can only be saved as TIFF; use --format tiff")
     if suffix in (".jpg", ".jpeg"):
         if image.mode not in ("RGB", "L"):
             raise InvalidArgumentError(f"JPEG cannot store a {image.mode} image; use --format png")
@@ -150,10 +165,29 @@ def restore_one(model: DCICNN, job: Job, args: argparse.Namespace, options: Rest
         raise InvalidArgumentError(f"the output {job.target} would overwrite an input")
     if job.target.exists() and not args.overwrite:
         raise FileExistsError(f"{job.target} exists (pass --overwrite to replace it, or --skip-existing to keep it)")
-    image = open_image(job.source, args.max_pixels)
-    restored = model.restore(image, options=options)
-    job.target.parent.mkdir(parents=True, exist_ok=True)
-    save_image_atomic(restored, job.target, **save_options(restored, job.target, args.quality))
+    with open_image(job.source, args.max_pixels) as image:  # multi-frame formats keep their file open
+        frames = getattr(image, "n_frames", 1)
+        if frames > 1:
+            tqdm.write(
+                f"dcicnn restore: note: {job.source}: restoring the first of its {frames} frames", file=sys.stderr
+            )
+        if image.info.get(
+            WIDE_COLOUR
+        ):  # 48/64-bit colour: Pillow would decode 8 bits, so read and write 16 with OpenCV
+            pixels = model.restore(read_wide_colour(job.source, image), options=options)
+            job.target.parent.mkdir(parents=True, exist_ok=True)
+            if job.target.suffix.lower() in (".png", ".tif", ".tiff"):
+                write_wide_colour(pixels, job.target)
+                return
+            tqdm.write(
+                f"dcicnn restore: note: {job.target}: 8 bits per channel ({job.target.suffix} holds no more)",
+                file=sys.stderr,
+            )
+            restored = Image.fromarray((pixels.astype("float64") / 257.0).round().astype("uint8"))
+        else:
+            restored = model.restore(image, options=options)
+        job.target.parent.mkdir(parents=True, exist_ok=True)
+        save_image_atomic(restored, job.target, **save_options(restored, job.target, args.quality))
 
 
 def run(args: argparse.Namespace) -> int:

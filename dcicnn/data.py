@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import lightning as L
 import numpy as np
@@ -24,6 +24,7 @@ from dcicnn.degradations import (
     Degradation,
     DegradationMix,
     applied_jpeg_quality,
+    applied_noise_sigma,
     apply_protocol,
     check_protocols,
     protocol_target,
@@ -85,10 +86,19 @@ class HintPolicy(NamedTuple):
             ``jpeg_quality=None``).
         jitter: the hint is the true quality plus a uniform integer offset in ``[-jitter, jitter]`` (the pixel
             estimate is a few steps off; re-saved files carry the last quality only).
+        noise: the noise level a sample is told. ``"estimate"``: ``estimate_noise`` on the degraded patch (what
+            inference computes, but on 64 pixels instead of a whole photo, so its texture bias varies far more than a
+            whole image's). ``"calibrated"``: what the whole-image estimate reads, modelled: ``sqrt(sigma**2 +
+            t**2) * (1 + e)`` with ``sigma`` the noise really added, ``t`` the image's texture term drawn
+            log-uniformly in ``texture`` (clean BSDS500 training photos read 0.5-7, median 1.5, as whole images)
+            and ``e`` a 3% gaussian error.
+        texture: the range of ``t`` for ``"calibrated"``.
     """
 
     withhold: float = 0.3
     jitter: int = 3
+    noise: str = "estimate"
+    texture: tuple[float, float] = (0.4, 7.0)
 
 
 class PatchMaker:
@@ -135,7 +145,14 @@ class PatchMaker:
         elif quality is not None:
             offset = int(rng.integers(-self.hints.jitter, self.hints.jitter + 1)) if self.hints.jitter else 0
             hint = min(100, max(1, quality + offset))
-        return damage_vector(hint, float(estimate_noise(degraded)))
+        if self.hints.noise == "calibrated":
+            sigma = applied_noise_sigma(applied)
+            low, high = self.hints.texture
+            texture = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+            level = float(np.hypot(sigma, texture)) * (1.0 + 0.03 * float(rng.standard_normal()))
+        else:
+            level = float(estimate_noise(degraded))
+        return damage_vector(hint, level)
 
     def crop(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A random ``patch_size`` square; images smaller than that are mirror-padded first."""
@@ -354,6 +371,8 @@ class DegradationDataModule(L.LightningDataModule):
             seconds with many workers).
         jpeg_hint_withhold: probability that a training sample's JPEG hint is withheld (``HintPolicy.withhold``).
         jpeg_hint_jitter: largest error added to a training sample's JPEG hint (``HintPolicy.jitter``).
+        noise_hint: ``"estimate"`` or ``"calibrated"``: how a training sample's noise level is made
+            (``HintPolicy.noise``).
 
     Under DDP, Lightning gives each rank a distinct shard of the map-style sets (``DistributedSampler``); a streaming
     set is split by rank with ``datasets.distributed.split_dataset_by_node`` and by worker inside each rank.
@@ -378,6 +397,7 @@ class DegradationDataModule(L.LightningDataModule):
         persistent_workers: bool = False,
         jpeg_hint_withhold: float = 0.3,
         jpeg_hint_jitter: int = 3,
+        noise_hint: Literal["estimate", "calibrated"] = "estimate",
     ) -> None:
         super().__init__()
         if channels not in (1, 3):
@@ -407,7 +427,9 @@ class DegradationDataModule(L.LightningDataModule):
                 f"jpeg_hint_withhold must be in [0, 1] and jpeg_hint_jitter >= 0, got {jpeg_hint_withhold}, "
                 f"{jpeg_hint_jitter}"
             )
-        self.hints = HintPolicy(float(jpeg_hint_withhold), int(jpeg_hint_jitter))
+        if noise_hint not in ("estimate", "calibrated"):
+            raise InvalidArgumentError(f"noise_hint must be 'estimate' or 'calibrated', got {noise_hint!r}")
+        self.hints = HintPolicy(float(jpeg_hint_withhold), int(jpeg_hint_jitter), noise_hint)
         self.train_set: Dataset[Any] | IterableDataset[Any] | None = None
         self.val_set: ValidationPairs | None = None
 

@@ -251,6 +251,16 @@ def applied_jpeg_quality(applied: list[tuple[str, dict[str, object]]]) -> int | 
     return None
 
 
+def applied_noise_sigma(applied: list[tuple[str, dict[str, object]]]) -> float:
+    """The standard deviation (0..255 scale) of the noise a pipeline added, 0 if none (from ``GaussNoise``'s noise
+    map among the applied transforms)."""
+    for _, params in applied:
+        noise = params.get("noise_map")
+        if isinstance(noise, np.ndarray):
+            return float(noise.std()) * 255.0
+    return 0.0
+
+
 def seed_pipeline(pipeline: A.BaseCompose, seed: int) -> None:
     """Make every draw of ``pipeline`` (nested pipelines included) a function of ``seed``, independent of the others.
 

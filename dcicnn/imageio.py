@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 import warnings
@@ -16,8 +17,13 @@ from dcicnn.errors import ImageReadError, InvalidArgumentError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "WIDE_COLOUR",
     "ImageReadError",
     "atomic_path",
+    "is_wide_colour",
+    "read_wide_colour",
+    "readable_extensions",
+    "write_wide_colour",
     "image_to_uint8",
     "open_image",
     "read_image",
@@ -26,6 +32,65 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+#: ``image.info`` key that ``open_image`` sets on files with 16 bits per colour channel (``is_wide_colour``).
+WIDE_COLOUR = "dcicnn.wide_colour"
+
+
+@functools.cache
+def readable_extensions() -> frozenset[str]:
+    """Every file extension Pillow can open here (gif, ppm, tga, jp2, ico, ... beside ``IMAGE_EXTENSIONS``)."""
+    Image.init()
+    return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+
+
+def is_wide_colour(image: Image.Image) -> bool:
+    """Whether an opened (not yet loaded) file holds 16 bits per channel of colour: 48/64-bit PNG or TIFF, which
+    Pillow can only decode to 8 bits (its modes have no 16-bit RGB)."""
+    tiles = getattr(image, "tile", None) or []  # an ImageFile before load(): how its data is laid out
+    return image.mode in ("RGB", "RGBA") and any(";16" in str(getattr(tile, "args", "")) for tile in tiles)
+
+
+def read_wide_colour(path: str | Path, image: Image.Image) -> np.ndarray:
+    """The uint16 ``(H, W, 3|4)`` RGB(A) pixels of a 48/64-bit file (OpenCV's decoder), EXIF orientation applied."""
+    import cv2  # a dependency of albumentations; only wide-colour files need it
+
+    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.dtype != np.uint16 or pixels.ndim != 3:
+        raise ImageReadError(f"{path}: cannot decode its 16-bit colour")
+    pixels = cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGBA if pixels.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(_orient(pixels, image.getexif().get(0x0112, 1)))
+
+
+def write_wide_colour(pixels: np.ndarray, path: str | Path) -> Path:
+    """Write uint16 RGB(A) pixels as a 48/64-bit PNG or TIFF, atomically (OpenCV's encoder)."""
+    import cv2
+
+    path = Path(path)
+    if path.suffix.lower() not in (".png", ".tif", ".tiff"):
+        raise InvalidArgumentError(f"{path}: only PNG and TIFF hold 16 bits per channel; use --format png or tiff")
+    bgr = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    with atomic_path(path) as tmp:
+        ok, encoded = cv2.imencode(path.suffix.lower(), bgr)
+        if not ok:
+            raise OSError(f"{path}: OpenCV could not encode the image")
+        tmp.write_bytes(encoded.tobytes())
+    return path
+
+
+def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """``ImageOps.exif_transpose`` for an array: turn pixels stored with EXIF ``orientation`` upright."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: np.rot90(a, -1)[::-1],
+        8: lambda a: np.rot90(a, 1),
+    }
+    return ops[orientation](pixels) if orientation in ops else pixels
 
 
 def image_to_uint8(image: Image.Image, channels: int = 3) -> np.ndarray:
@@ -41,8 +106,9 @@ def image_to_uint8(image: Image.Image, channels: int = 3) -> np.ndarray:
         wide = np.asarray(image, dtype=np.float64)
         gray = np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8)
         image = Image.fromarray(gray)
-    elif image.mode == "F":
-        raise InvalidArgumentError("floating-point images (mode F) are not supported")
+    elif image.mode == "F":  # float images are on the 0..1 scale, as float arrays are everywhere in dcicnn
+        wide = np.asarray(image, dtype=np.float64)
+        image = Image.fromarray(np.clip(np.rint(wide * 255.0), 0, 255).astype(np.uint8))
     array = np.array(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
     return array[:, :, None] if channels == 1 else array
 
@@ -127,6 +193,8 @@ def open_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(path)
             try:
+                if is_wide_colour(image):  # decided before loading, while the file's raw mode is still known
+                    image.info[WIDE_COLOUR] = True
                 image.load()
             except BaseException:
                 image.close()

@@ -388,8 +388,8 @@ def _restore_pil(model: Restorer, image: Image.Image, options: RestoreOptions) -
         array = np.asarray(image)
         wide = np.clip(array, 0, 65535).astype(np.uint16) if mode == "I" else array.astype(np.uint16)
         result = Image.fromarray(_restore_numpy(model, wide, options, quality))
-    elif mode == "F":
-        raise InvalidArgumentError("floating-point images (mode F) are not supported; pass a numpy array instead")
+    elif mode == "F":  # float pixels on the 0..1 scale, as float arrays; unclipped, as they are
+        result = Image.fromarray(_restore_numpy(model, np.asarray(image, dtype=np.float32), options), mode="F")
     else:
         if mode not in ("L", "LA", "RGB", "RGBA"):
             keep_alpha = "A" in mode or "transparency" in image.info

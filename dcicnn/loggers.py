@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-__all__ = ["has_wandb_credentials", "wandb_offline_without_credentials"]
+from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
+
+__all__ = ["WandbLogger", "has_wandb_credentials", "wandb_offline_without_credentials"]
 
 log = logging.getLogger(__name__)
 
@@ -45,3 +47,16 @@ def wandb_offline_without_credentials(logger_config: Any) -> None:
             "no W&B credentials found (WANDB_API_KEY or `wandb login`): logging offline; upload later with `wandb sync`"
         )
         init_args.offline = True
+
+
+class WandbLogger(_LightningWandbLogger):
+    """Lightning's ``WandbLogger`` without the ``anonymous`` argument it always hands to ``wandb.init``.
+
+    Lightning passes ``anonymous=None`` when it is not asked for, and W&B (0.19+) prints "The anonymous setting has no
+    effect and will be removed in a future version" for any value, on every run. Everything else is Lightning's.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self._wandb_init.get("anonymous") is None:  # only an explicit anonymous=True is W&B's business
+            self._wandb_init.pop("anonymous", None)

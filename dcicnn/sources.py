@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from dcicnn.errors import InvalidArgumentError
-from dcicnn.imageio import IMAGE_EXTENSIONS, image_to_uint8, read_image
+from dcicnn.imageio import image_to_uint8, read_image, readable_extensions
 
 __all__ = ["FolderSource", "HFDataset", "HFSource", "ImageSource", "InMemorySource", "decode_hf_cell", "report_once"]
 
@@ -59,7 +59,9 @@ class FolderSource:
         for root in self.roots:
             if not root.is_dir():
                 raise FileNotFoundError(f"{root}: no such image folder")
-            files.extend(sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()))
+            files.extend(
+                sorted(p for p in root.rglob("*") if p.suffix.lower() in readable_extensions() and p.is_file())
+            )
         self.files = [f for f in files if _readable_header(f)]
         if not self.files:
             raise InvalidArgumentError(f"no readable images in {', '.join(map(str, self.roots))}")

@@ -345,3 +345,80 @@ def test_dpi_and_exif_go_with_the_output(
         tags = image.getexif()
         assert tags.get(0x010F) == "Camera maker" and tags.get(0x0112) in (None, 1)  # ... and not applied twice
         assert tuple(round(v) for v in image.info["dpi"]) == (300, 300)
+
+
+def test_every_format_pillow_reads_is_restored_and_other_files_are_named(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo(tmp_path / "in" / "a.gif")
+    photo(tmp_path / "in" / "b.ppm")
+    frames = [Image.fromarray(np.full((30, 40, 3), v, np.uint8)) for v in (10, 200)]
+    frames[0].save(tmp_path / "in" / "moving.gif", save_all=True, append_images=frames[1:])
+    (tmp_path / "in" / "notes.txt").write_text("not an image")
+    code, errors, out = restore(capsys, str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model_dir))
+    assert code == 0 and "restored 3 of 3" in out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png", "moving.png"]
+    assert any("skipped 1 file(s) that are not images" in e and "notes.txt" in e for e in errors), errors
+    assert any("first of its 2 frames" in e for e in errors), errors
+
+
+def test_a_float_tiff_is_restored_as_float(tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    Image.fromarray(np.random.default_rng(0).random((30, 40), dtype=np.float32), mode="F").save(tmp_path / "f.tif")
+    code, errors, _ = restore(
+        capsys, str(tmp_path / "f.tif"), "-o", str(tmp_path / "out"), "--model", str(model_dir), "--format", "tiff"
+    )
+    assert code == 0, errors
+    with Image.open(tmp_path / "out" / "f.tif") as image:
+        assert image.mode == "F" and image.size == (40, 30)
+    code, errors, _ = restore(capsys, str(tmp_path / "f.tif"), "-o", str(tmp_path / "png"), "--model", str(model_dir))
+    assert code == 1 and len(errors) == 1 and "only be saved as TIFF" in errors[0]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_16_bit_colour_stays_16_bit(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str], suffix: str
+) -> None:
+    import cv2
+
+    pixels = np.random.default_rng(0).integers(0, 65536, (30, 40, 3), dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / f"deep{suffix}"), pixels)
+    code, errors, _ = restore(
+        capsys,
+        str(tmp_path / f"deep{suffix}"),
+        "-o",
+        str(tmp_path / "out"),
+        "--model",
+        str(model_dir),
+        "--format",
+        "same",
+    )
+    assert code == 0, errors
+    restored = cv2.imread(str(tmp_path / "out" / f"deep{suffix}"), cv2.IMREAD_UNCHANGED)
+    assert restored.dtype == np.uint16 and restored.shape == (30, 40, 3)
+    assert len(np.unique(restored % 257)) > 1  # not 8-bit values scaled up
+    code, errors, _ = restore(
+        capsys,
+        str(tmp_path / f"deep{suffix}"),
+        "-o",
+        str(tmp_path / "jpg"),
+        "--model",
+        str(model_dir),
+        "--format",
+        "jpg",
+    )
+    assert code == 0 and any("8 bits per channel" in e for e in errors), errors
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_wide_colour_orientation_matches_pillow(tmp_path: Path, orientation: int) -> None:
+    from PIL import ImageOps
+
+    from dcicnn.imageio import _orient
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8))
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    image.save(tmp_path / "o.png", exif=exif.tobytes())
+    with Image.open(tmp_path / "o.png") as opened:
+        expected = np.asarray(ImageOps.exif_transpose(opened))
+    np.testing.assert_array_equal(_orient(np.asarray(image), orientation), expected)

@@ -299,7 +299,7 @@ def test_configs_compose(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
     monkeypatch.chdir(REPO_ROOT)
     config = print_config(capsys, "--config", SMOKE, "--config", "configs/wandb.yaml", "--model.lr", "0.01")
     assert config["model"]["lr"] == 0.01 and config["model"]["network"]["init_args"]["width"] == 16
-    assert config["trainer"]["logger"]["class_path"] == "lightning.pytorch.loggers.WandbLogger"
+    assert config["trainer"]["logger"]["class_path"] == "dcicnn.loggers.WandbLogger"
     wandb_args = config["trainer"]["logger"]["init_args"]  # dict_kwargs in the YAML reach wandb.init's arguments
     assert (wandb_args["group"], wandb_args["job_type"], wandb_args["tags"]) == (
         "default",
@@ -328,6 +328,11 @@ def test_configs_compose(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
     assert untouched["blur_prob"] == untouched["noise_prob"] == untouched["jpeg_prob"] == 0.0
     assert len(mix["components"]) == len(mix["weights"]) and math.isclose(sum(mix["weights"]), 1.0)
     assert {"clean", "jpeg-q90"} <= set(gpu["data"]["val_protocols"])
+    v3 = print_config(capsys, "--config", "configs/default.yaml", "--config", "configs/v3.yaml")
+    assert v3["model"]["network"]["init_args"]["conditions"] == ["jpeg", "noise"]
+    assert v3["data"]["noise_hint"] == "calibrated" and {"clean", "jpeg-q95"} <= set(v3["data"]["val_protocols"])
+    assert math.isclose(sum(v3["data"]["degradation"]["weights"]), 1.0)
+
     ddp = print_config(capsys, "--config", "configs/default.yaml", "--config", "configs/ddp.yaml")
     assert ddp["trainer"]["strategy"] == "ddp" and ddp["trainer"]["sync_batchnorm"] is True
 
@@ -601,3 +606,10 @@ def test_the_smoke_recipe_on_two_ddp_processes_from_the_command_line(tmp_path: P
     header = (version / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"val/jpeg-q10/psnr", "val/noise-s25/psnr", "val/psnr"} <= set(header)
     assert json.loads((version / "throughput.json").read_text())["world_size"] == 2
+
+
+def test_our_wandb_logger_does_not_pass_the_deprecated_anonymous_setting(tmp_path: Path) -> None:
+    from dcicnn.loggers import WandbLogger
+
+    assert "anonymous" not in WandbLogger(save_dir=str(tmp_path), offline=True)._wandb_init
+    assert WandbLogger(save_dir=str(tmp_path), offline=True, anonymous=True)._wandb_init["anonymous"] == "allow"
