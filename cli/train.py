@@ -108,11 +108,13 @@ def main(args: Sequence[str] | None = None) -> None:
 
 
 def quiet_third_party_notices() -> None:
-    """Keep the console to what a dcicnn user can act on: Lightning's advertisement for its cloud logger and a
-    deprecation inside Lightning's own use of torch are not ours (or the user's) to fix."""
+    """Keep the console to what a dcicnn user can act on: Lightning's advertisement for its cloud logger, a
+    deprecation inside Lightning's own use of torch, and its model summary's note that it sizes bf16 weights as
+    fp32 are not ours (or the user's) to fix."""
     warnings.filterwarnings(
         "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
     )
+    warnings.filterwarnings("ignore", message=r"Precision .* is not supported by the model summary")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
         lambda record: "litlogger" not in record.getMessage()
     )

@@ -272,3 +272,21 @@ def test_restore_cli_takes_jpeg_quality_and_strength(tmp_path: object, capsys: p
         == 1
     )
     assert "jpeg_quality" in capsys.readouterr().err and not (root / "bad").exists()
+
+
+def test_the_calibrated_noise_hint_models_the_whole_image_estimate() -> None:
+    noisy = Degradation(blur_prob=0, noise_prob=1, noise_sigma=(25, 25), noise_clip=False, jpeg_prob=0)
+    maker = PatchMaker(48, noisy, hints=HintPolicy(withhold=0.0, jitter=0, noise="calibrated", texture=(1.0, 4.0)))
+    levels = [float(maker(SAMPLE, seed=s)[2][1]) for s in range(30)]
+    assert all(24.0 * 0.9 < v < math.hypot(26.0, 4.0) * 1.1 for v in levels) and len(set(levels)) > 20
+    untouched = Degradation(blur_prob=0, noise_prob=0, jpeg_prob=0)
+    clean = PatchMaker(48, untouched, hints=HintPolicy(0.0, 0, "calibrated", (1.0, 4.0)))
+    assert all(0.85 < float(clean(SAMPLE, seed=s)[2][1]) < 4.6 for s in range(30))
+
+
+def test_the_data_module_refuses_bad_hint_options() -> None:
+    from dcicnn.data import DegradationDataModule
+
+    for bad in ({"jpeg_hint_withhold": 1.5}, {"jpeg_hint_jitter": -1}, {"noise_hint": "oracle"}):
+        with pytest.raises(ValueError, match="hint"):
+            DegradationDataModule(**bad)  # type: ignore[arg-type]
