@@ -11,13 +11,14 @@ import math
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 from torch import nn
+from torch.nn import functional as F
 
 from dcicnn import conditions as cond
 from dcicnn.errors import InvalidArgumentError
@@ -100,9 +101,15 @@ def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, in
     return spans
 
 
-def plan_tiles(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
+def plan_tiles(height: int, width: int, tile: int, overlap: int, align: int = 1) -> list[Tile]:
     """Tiles of one size (at most ``tile`` x ``tile``) covering an image; every output pixel lies in exactly one
-    core, at least ``overlap`` pixels from its window's edges unless that edge is the image's."""
+    core, at least ``overlap`` pixels from its window's edges unless that edge is the image's. With ``align`` > 1
+    (the sides must be multiples of it), windows and cores start and end on multiples of ``align``."""
+    if align > 1:
+        if height % align or width % align:
+            raise InvalidArgumentError(f"a {height}x{width} image cannot be tiled in blocks of {align}")
+        units = plan_tiles(height // align, width // align, tile // align, -(-overlap // align))
+        return [Tile(*(v * align for v in astuple(t))) for t in units]
     if tile <= 2 * overlap + 1:
         raise InvalidArgumentError(f"tile ({tile}) must be larger than twice the overlap ({overlap}) plus one")
     return [
@@ -222,7 +229,12 @@ def restore_tensor(
     def network(x: torch.Tensor) -> torch.Tensor:
         return run(x, condition)
 
-    tiles = plan_tiles(height, width, max(options.tile, 2 * overlap + 2), overlap)
+    align = spec.alignment
+    if align > 1 and (height % align or width % align):  # pad as the network itself would, so tiles can align
+        padded = (-height) % align, (-width) % align
+        source = F.pad(source.float()[None], (0, padded[1], 0, padded[0]), mode="replicate")[0]
+    tile = max(options.tile, (2 * -(-overlap // align) + 2) * align)
+    tiles = plan_tiles(source.shape[1], source.shape[2], tile, overlap, align)
     for group in _batches(tiles, options.batch_size):
         windows = torch.stack([source[:, t.y0 : t.y1, t.x0 : t.x1] for t in group]).float().div_(scale)
         restored = dihedral_mean(network, windows) if options.ensemble else network(windows)
@@ -235,7 +247,9 @@ def restore_tensor(
             restored = restored.round_().clamp_(0, scale)
         restored = restored.to(out.device)
         for t, result in zip(group, restored, strict=True):
-            out[:, t.cy0 : t.cy1, t.cx0 : t.cx1] = result[:, t.cy0 - t.y0 : t.cy1 - t.y0, t.cx0 - t.x0 : t.cx1 - t.x0]
+            cy1, cx1 = min(t.cy1, height), min(t.cx1, width)  # the padding, if any, is cropped away
+            if cy1 > t.cy0 and cx1 > t.cx0:
+                out[:, t.cy0 : cy1, t.cx0 : cx1] = result[:, t.cy0 - t.y0 : cy1 - t.y0, t.cx0 - t.x0 : cx1 - t.x0]
     return out
 
 

@@ -12,6 +12,10 @@ produces the image: 8 convolutions, 7 BatchNorm layers, 7 ReLUs. Where the paper
 * ``conditions`` (none by default, the paper's blind network) feeds the network what is known of the damage as
   constant extra input channels (``dcicnn.conditions``: the JPEG quality from the file or the pixels, a noise level
   measured on the whole image), as FFDNet does with its noise map; only the first convolution grows.
+* ``downscale`` (1 by default, the paper's full-resolution network) runs the convolutions on a pixel-unshuffled
+  image, as FFDNet does: ``downscale=2`` turns each 2x2 block into 4x the channels, so the same layers cost a quarter
+  of the FLOPs per pixel and see twice the context; images whose sides are not multiples of it are padded
+  (replicating the edge) and cropped back.
 * ``dilation`` (off by default, i.e. the paper's stride-1 padding-1 convolutions) optionally spaces the 3x3 taps of
   each convolution apart, as IRCNN (Zhang et al., 2017) does: same parameters and FLOPs, a wider receptive field
   (for example 1-2-3-4-4-3-2-1 over 8 layers sees 41x41 pixels instead of 17x17).
@@ -23,6 +27,7 @@ import copy
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from dcicnn import conditions as cond
@@ -58,6 +63,8 @@ class DCICNN(
             ``None`` means 1 everywhere, the paper's network. The receptive field is ``1 + 2 * sum(dilation)``.
         conditions: what the network is told about the damage, as extra constant input channels: ``"jpeg"`` and/or
             ``"noise"`` (see ``dcicnn.conditions``); ``None``: blind.
+        downscale: run the convolutions at 1/``downscale`` resolution on pixel-unshuffled images (1: off, the
+            paper). The receptive radius becomes ``downscale * (depth + 1) - 1`` pixels undilated.
     """
 
     def __init__(
@@ -69,6 +76,7 @@ class DCICNN(
         batch_norm: bool = True,
         dilation: list[int] | None = None,
         conditions: list[str] | None = None,
+        downscale: int = 1,
     ) -> None:
         super().__init__()
         _check_int("in_channels", in_channels, allowed=(1, 3))
@@ -76,6 +84,7 @@ class DCICNN(
         _check_int("depth", depth, minimum=2)
         _check_bool("residual", residual)
         _check_bool("batch_norm", batch_norm)
+        _check_int("downscale", downscale, allowed=(1, 2, 3, 4))
         if dilation is not None:
             dilation = list(dilation)
             if len(dilation) != depth:
@@ -89,10 +98,11 @@ class DCICNN(
         self.batch_norm = batch_norm
         self.dilation = dilation
         self.conditions = list(cond.check_conditions(conditions or []))
+        self.downscale = downscale
         dilations = dilation or [1] * depth
 
         layers: list[nn.Module] = []
-        channels = in_channels + cond.channel_count(self.conditions)
+        channels = self._image_channels + cond.channel_count(self.conditions)
         for d in dilations[:-1]:
             layers.append(nn.Conv2d(channels, width, 3, stride=1, padding=d, dilation=d, bias=not batch_norm))
             if batch_norm:
@@ -100,8 +110,13 @@ class DCICNN(
             layers.append(nn.ReLU(inplace=True))
             channels = width
         d = dilations[-1]
-        layers.append(nn.Conv2d(width, in_channels, 3, stride=1, padding=d, dilation=d, bias=True))
+        layers.append(nn.Conv2d(width, self._image_channels, 3, stride=1, padding=d, dilation=d, bias=True))
         self.body = nn.Sequential(*layers)
+
+    @property
+    def _image_channels(self) -> int:
+        """Channels the convolutions see of the image: ``in_channels`` times ``downscale**2`` after unshuffling."""
+        return self.in_channels * self.downscale**2
 
     # ----------------------------------------------------------------------------------------------------------------
     # What inference code needs to know about the model.
@@ -123,7 +138,8 @@ class DCICNN(
     @property
     def receptive_radius(self) -> int:
         """Pixels of context needed on each side; a tile overlap of at least this gives seamless tiling."""
-        return sum(self.dilation) if self.dilation else self.depth
+        low_res = sum(self.dilation) if self.dilation else self.depth
+        return self.downscale * (low_res + 1) - 1
 
     @property
     def spec(self) -> ModelSpec:
@@ -135,17 +151,19 @@ class DCICNN(
             flops_per_pixel=self.flops_per_pixel,
             scale=self.scale,
             conditions=tuple(self.conditions),
+            alignment=self.downscale,
         )
 
     @property
     def flops_per_pixel(self) -> int:
-        """Multiply-adds x 2 per output pixel of the convolutions (BatchNorm folds away at inference)."""
+        """Multiply-adds x 2 per output pixel of the convolutions (BatchNorm folds away at inference); with
+        ``downscale`` the convolutions run on one pixel in ``downscale**2``."""
         macs = 9 * (
-            (self.in_channels + cond.channel_count(self.conditions)) * self.width
+            (self._image_channels + cond.channel_count(self.conditions)) * self.width
             + (self.depth - 2) * self.width**2
-            + self.width * self.in_channels
+            + self.width * self._image_channels
         )
-        return 2 * macs
+        return 2 * macs // self.downscale**2
 
     # ----------------------------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
@@ -157,18 +175,27 @@ class DCICNN(
         """
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise InvalidArgumentError(f"expected a (N, {self.in_channels}, H, W) tensor, got shape {tuple(x.shape)}")
+        if self.conditions and condition is None:
+            condition = self.default_condition(x)
+        if not self.conditions and condition is not None and condition.numel():
+            raise InvalidArgumentError("this network is blind: it takes no condition")
+        height, width = x.shape[2], x.shape[3]
+        features = x
+        r = self.downscale
+        if r > 1:
+            # always padded (by zero pixels when the sides are multiples already), so exports stay shape-generic
+            features = F.pad(features, (0, (-width) % r, 0, (-height) % r), mode="replicate")
+            features = F.pixel_unshuffle(features, r)
         if self.conditions:
-            if condition is None:
-                condition = self.default_condition(x)
+            assert condition is not None
             k = cond.channel_count(self.conditions)
             if condition.shape != (x.shape[0], k):
                 raise InvalidArgumentError(f"expected a ({x.shape[0]}, {k}) condition, got {tuple(condition.shape)}")
-            maps = condition.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
-            out = self.body(torch.cat([x, maps], dim=1))
-        else:
-            if condition is not None and condition.numel():
-                raise InvalidArgumentError("this network is blind: it takes no condition")
-            out = self.body(x)
+            maps = condition.to(x.dtype)[:, :, None, None].expand(-1, -1, features.shape[2], features.shape[3])
+            features = torch.cat([features, maps], dim=1)
+        out = self.body(features)
+        if r > 1:
+            out = F.pixel_shuffle(out, r)[:, :, :height, :width]
         return x - out if self.residual else out
 
     def default_condition(self, x: torch.Tensor) -> torch.Tensor:
@@ -253,11 +280,12 @@ class DCICNN(
             )
         key = "body.0.weight"
         old = state[key]
-        new = torch.zeros(old.shape[0], self.in_channels + cond.channel_count(self.conditions), *old.shape[2:])
-        new[:, : self.in_channels] = old[:, : self.in_channels]
+        image = self._image_channels
+        new = torch.zeros(old.shape[0], image + cond.channel_count(self.conditions), *old.shape[2:])
+        new[:, :image] = old[:, :image]
         for name in source.conditions:
-            src0 = self.in_channels + cond.channel_count(source.conditions[: source.conditions.index(name)])
-            dst0 = self.in_channels + cond.channel_count(self.conditions[: self.conditions.index(name)])
+            src0 = image + cond.channel_count(source.conditions[: source.conditions.index(name)])
+            dst0 = image + cond.channel_count(self.conditions[: self.conditions.index(name)])
             k = len(cond.CHANNELS[name])
             new[:, dst0 : dst0 + k] = old[:, src0 : src0 + k]
         state[key] = new.to(old.dtype)
@@ -282,6 +310,7 @@ class DCICNN(
             batch_norm=False,
             dilation=self.dilation,
             conditions=self.conditions or None,
+            downscale=self.downscale,
         )
         if not self.batch_norm:
             fused.load_state_dict(self.state_dict())

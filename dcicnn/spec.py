@@ -28,6 +28,8 @@ class ModelSpec:
         flops_per_pixel: multiply-adds x 2 per output pixel at inference (BatchNorm folded).
         dtypes: the inference dtypes it runs in (names of ``DTYPE_NAMES``).
         conditions: names of the extra inputs it takes beside the image (none: a blind restorer).
+        alignment: the network works on blocks of this many pixels (a pixel-unshuffled network); tiles must start
+            on multiples of it, and images are padded to multiples of it, for tiles to equal a whole-image pass.
     """
 
     in_channels: int
@@ -37,6 +39,7 @@ class ModelSpec:
     scale: int = 1
     dtypes: tuple[str, ...] = DTYPE_NAMES
     conditions: tuple[str, ...] = ()
+    alignment: int = 1
 
     @property
     def receptive_field(self) -> int:

@@ -23,6 +23,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "dilated": {"dilation": [1, 2, 3, 2, 1]},
     "gray": {"in_channels": 1},
     "conditioned": {"conditions": ["jpeg", "noise"]},  # told the JPEG quality and noise level (issue 12)
+    "unshuffled": {"downscale": 2},  # convolutions at half resolution, FFDNet style
+    "unshuffled-conditioned": {"downscale": 2, "conditions": ["jpeg", "noise"], "batch_norm": False},
 }
 
 

@@ -144,3 +144,34 @@ def test_fusing_a_batchnorm_free_model_is_a_copy() -> None:
     assert fused is not model
     x = torch.rand(1, 3, 10, 10)
     torch.testing.assert_close(fused(x), model(x))
+
+
+def test_an_unshuffled_network_keeps_the_size_and_its_receptive_radius_bounds_its_context() -> None:
+    torch.manual_seed(0)
+    model = DCICNN(width=8, depth=4, batch_norm=False, downscale=2).eval()
+    assert model.receptive_radius == 2 * (4 + 1) - 1 and model.spec.alignment == 2
+    assert model.flops_per_pixel == 2 * 9 * (12 * 8 + 2 * 8 * 8 + 8 * 12) // 4  # a quarter of the pixels
+    x = torch.rand(1, 3, 31, 27)
+    with torch.no_grad():
+        base = model(x)
+        assert base.shape == x.shape
+        poked = x.clone()
+        poked[0, :, 15, 13] += 1.0
+        changed = (model(poked) - base).abs().sum(dim=(0, 1)) > 0
+    rows, cols = torch.nonzero(changed, as_tuple=True)
+    radius = model.receptive_radius
+    assert int((rows - 15).abs().max()) <= radius and int((cols - 13).abs().max()) <= radius
+    torch.testing.assert_close(model.restore(x[0], dtype="fp32"), base[0], atol=1e-5, rtol=0)
+
+
+def test_tiles_align_to_the_network_blocks() -> None:
+    from dcicnn.inference import plan_tiles
+
+    tiles = plan_tiles(100, 64, 40, 9, align=4)
+    assert all(v % 4 == 0 for t in tiles for v in (t.y0, t.y1, t.x0, t.x1, t.cy0, t.cy1, t.cx0, t.cx1))
+    covered = torch.zeros(100, 64, dtype=torch.int)
+    for t in tiles:
+        covered[t.cy0 : t.cy1, t.cx0 : t.cx1] += 1
+    assert bool((covered == 1).all())
+    with pytest.raises(ValueError, match="blocks of 4"):
+        plan_tiles(99, 64, 40, 9, align=4)

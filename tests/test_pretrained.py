@@ -34,6 +34,7 @@ def test_save_writes_hub_layout(tmp_path: Path) -> None:
         "batch_norm": True,
         "dilation": None,
         "conditions": None,
+        "downscale": 1,
     }
 
 
