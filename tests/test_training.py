@@ -320,7 +320,15 @@ def test_configs_compose(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
     mix = blind["data"]["degradation"]
     assert len(mix["components"]) == len(mix["weights"]) == 4 and mix["components"][0]["noise_prob"] == 1.0
     gpu = print_config(
-        capsys, "--config", "configs/default.yaml", "--config", "configs/blind.yaml", "--config", "configs/gpu.yaml"
+        capsys,
+        "--config",
+        "configs/default.yaml",
+        "--config",
+        "configs/blind.yaml",
+        "--config",
+        "configs/blind-gpu.yaml",
+        "--config",
+        "configs/gpu.yaml",
     )
     assert gpu["trainer"]["max_steps"] == -1 and gpu["trainer"]["max_time"] and gpu["data"]["cache_images"]
     mix = gpu["data"]["degradation"]

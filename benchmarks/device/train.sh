@@ -6,13 +6,15 @@
 #     DRY_RUN=1 OUT=/tmp/dry bash benchmarks/device/train.sh   # here, on the CPU: the same script, a few seconds
 #
 # It installs the carried wheels (the machine reaches no package index) and this package, trains with
-# configs/default.yaml + blind.yaml + gpu.yaml for TRAIN_TIME, then runs benchmarks/inference.py on the GPU.
+# configs/default.yaml + the RECIPE's configs + gpu.yaml for TRAIN_TIME, then runs benchmarks/inference.py on the GPU.
 # Into $OUT: hub/ (the best weights in Hub layout: config.json, model.safetensors, README.md card), metrics.csv,
 # config.yaml (the merged run config), throughput.json (patches/s, megapixels/s, data-wait share, GPU utilisation)
 # and train.log (everything printed, the inference table included).
 #
-# Environment: OUT (required), DRY_RUN=1, TRAIN_TIME (DD:HH:MM:SS, default 00:00:04:00), INIT_FROM (weights to
-# warm-start from, default the bundled default; "none" trains from scratch), DATA (default .device/data, else
+# Environment: OUT (required), DRY_RUN=1, RECIPE (v3, the default: configs/v3.yaml, the conditioned network of
+# issue 12; blind: configs/blind.yaml + blind-gpu.yaml, the H100 run's), TRAIN_TIME (DD:HH:MM:SS, default
+# 00:00:04:00), INIT_FROM (weights to warm-start from, default the bundled default, which a conditioned network
+# widens with zero weights for its condition inputs; "none" trains from scratch), DATA (default .device/data, else
 # ../shared/data), PYTHON (default python3), INFERENCE_TIMEOUT (seconds, default 150), extra `dcicnn fit` arguments
 # after the script name.
 set -euo pipefail
@@ -21,13 +23,19 @@ cd "$(dirname "$0")/../.."
 DRY_RUN=${DRY_RUN:-0}
 PYTHON=${PYTHON:-python3}
 INIT_FROM=${INIT_FROM:-dcicnn/pretrained/default}
+RECIPE=${RECIPE:-v3}
+case "$RECIPE" in
+    v3) recipe_configs=(--config configs/v3.yaml) ;;
+    blind) recipe_configs=(--config configs/blind.yaml --config configs/blind-gpu.yaml) ;;
+    *) echo "RECIPE must be v3 or blind, got $RECIPE" >&2; exit 2 ;;
+esac
 INFERENCE_TIMEOUT=${INFERENCE_TIMEOUT:-150}
 if [ -z "${DATA:-}" ]; then
     if [ -d .device/data/bsds500 ]; then DATA=.device/data; else DATA=../shared/data; fi
 fi
 mkdir -p "$OUT"
 exec > >(tee "$OUT/train.log") 2>&1
-echo "== $(date -u +%FT%TZ) train.sh: DRY_RUN=$DRY_RUN DATA=$DATA INIT_FROM=$INIT_FROM"
+echo "== $(date -u +%FT%TZ) train.sh: DRY_RUN=$DRY_RUN RECIPE=$RECIPE DATA=$DATA INIT_FROM=$INIT_FROM"
 
 RUN=$(mktemp -d "${TMPDIR:-/tmp}/dcicnn-gpu-run.XXXXXX")
 if [ "$DRY_RUN" = 1 ]; then
@@ -68,7 +76,7 @@ init=()
 
 echo "== training for $TRAIN_TIME"
 "$PYTHON" -P -m dcicnn_cli.main fit \
-    --config configs/default.yaml --config configs/blind.yaml --config configs/gpu.yaml \
+    --config configs/default.yaml "${recipe_configs[@]}" --config configs/gpu.yaml \
     --data.train_dirs "[$DATA/bsds500/train, $DATA/bsds500/test]" --data.val_dirs "[$DATA/mcmaster]" \
     --trainer.max_time "$TRAIN_TIME" --trainer.default_root_dir "$RUN" \
     --trainer.logger lightning.pytorch.loggers.CSVLogger --trainer.logger.save_dir "$RUN" \

@@ -2,9 +2,9 @@
 bash benchmarks/device/prepare.sh
 # 2. On the GPU machine (repo root, .device/ carried along): 4 minutes from the bundled default, then 2:50 more
 #    from that run's best weights (copied into .device/warm/ before the second run)
-OUT=out1 bash benchmarks/device/train.sh
+OUT=out1 RECIPE=blind bash benchmarks/device/train.sh
 mkdir -p .device/warm && cp out1/hub/* .device/warm/
-OUT=out2 INIT_FROM=.device/warm TRAIN_TIME=00:00:02:50 bash benchmarks/device/train.sh --data.num_workers 15
+OUT=out2 RECIPE=blind INIT_FROM=.device/warm TRAIN_TIME=00:00:02:50 bash benchmarks/device/train.sh --data.num_workers 15
 # 3. Here: evaluate beside the bundled default on whole images, every protocol (McMaster in fp32, Kodak24 in bf16);
 #    each model is named after its folder
 cp -r out1/hub gpu-a && cp -r out2/hub gpu-b
