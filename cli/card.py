@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +52,8 @@ def run(args: argparse.Namespace) -> int:
         if not sep:
             raise InvalidArgumentError(f"--results takes DATASET_ID=RESULTS_JSON, got {item!r}")
         for method in args.method:
-            name = None
-            if len(args.method) > 1:
-                name = f"{json.loads(Path(path).read_text())['dataset']} {method.removeprefix('DCI-CNN ')}"
-            results += eval_results_from_evaluation(path, dataset_type, dataset_name=name, method=method)
+            variant = method.removeprefix("DCI-CNN").strip(" []") or method if len(args.method) > 1 else None
+            results += eval_results_from_evaluation(path, dataset_type, method=method, variant=variant)
     card = model.generate_model_card(
         model_name=args.name,
         repo_id=args.repo_id,

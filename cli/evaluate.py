@@ -80,14 +80,23 @@ def _source(args: argparse.Namespace) -> tuple[ImageSource, str]:
     return FolderSource(args.data), Path(args.data).name
 
 
-def _method(model: DCICNN, options: RestoreOptions, hint: str = "auto") -> Method:
+def _method(model: DCICNN, options: RestoreOptions, hint: str = "auto", memo: dict | None = None) -> Method:
+    """``model`` as an evaluation method; ``memo`` (shared by the hint modes of one model) keeps the last result, so
+    a mode that runs exactly as another on this input (``file`` on a protocol that saves no JPEG is ``auto``) is
+    not computed twice."""
+    memo = {} if memo is None else memo
+
     def run(degraded: np.ndarray, protocol: str) -> np.ndarray:
         given = options
         if hint == "none":
             given = replace(options, jpeg_quality=None)
         elif hint == "file" and PROTOCOLS[protocol].jpeg is not None:
             given = replace(options, jpeg_quality=PROTOCOLS[protocol].jpeg)
-        return model.restore(degraded.astype(np.float32), options=given)
+        key = (protocol, id(degraded), given)  # the input is kept beside its result: its id cannot be reused meanwhile
+        if key not in memo:
+            memo.clear()
+            memo[key] = (degraded, model.restore(degraded.astype(np.float32), options=given))
+        return memo[key][1]
 
     return run
 
@@ -103,11 +112,13 @@ def run(args: argparse.Namespace) -> int:
         model = load_model_source(model_id, None)
         base = "DCI-CNN" if len(args.model) <= 1 else Path(str(model_id)).name
         modes = list(dict.fromkeys(args.jpeg_hint)) if model.spec.conditions else ["auto"]
+        memo: dict = {}
+        memo_x8: dict = {}
         for mode in modes:
             label = base if len(modes) == 1 else f"{base} [{mode}]"
-            methods[label] = _method(model, options, mode)
+            methods[label] = _method(model, options, mode, memo)
             if args.ensemble:
-                methods[f"{label} x8"] = _method(model, replace(options, ensemble=True), mode)
+                methods[f"{label} x8"] = _method(model, replace(options, ensemble=True), mode, memo_x8)
     with tqdm(
         total=len(protocols) * len(source), desc="evaluating", unit="image", disable=None, file=sys.stderr
     ) as bar:

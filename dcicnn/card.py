@@ -100,10 +100,16 @@ def protocol_result(dataset_type: str, dataset_name: str, protocol: str, metric:
 
 
 def eval_results_from_evaluation(
-    path: str | Path, dataset_type: str, dataset_name: str | None = None, method: str = "DCI-CNN"
+    path: str | Path,
+    dataset_type: str,
+    dataset_name: str | None = None,
+    method: str = "DCI-CNN",
+    variant: str | None = None,
 ) -> list[EvalResult]:
     """``EvalResult`` rows (PSNR, SSIM and the input's PSNR per protocol) from a ``results.json`` of
-    ``dcicnn evaluate``, for a model card."""
+    ``dcicnn evaluate``, for a model card. ``variant`` (e.g. the JPEG hint mode) is appended to each protocol's
+    config name, ``"jpeg-q90 [file]"``: model-index keeps one result per (dataset, config), so two ways of running
+    the model on one dataset need two configs."""
     data = json.loads(Path(path).read_text())
     name = dataset_name or data["dataset"]
     results = []
@@ -116,7 +122,8 @@ def eval_results_from_evaluation(
             "psnr_input": methods["input"]["psnr"],
         }
         # `clean` has an infinite input PSNR: not a value model-index metadata can carry
-        results += [protocol_result(dataset_type, name, protocol, k, v) for k, v in values.items() if math.isfinite(v)]
+        config = protocol if variant is None else f"{protocol} [{variant}]"
+        results += [protocol_result(dataset_type, name, config, k, v) for k, v in values.items() if math.isfinite(v)]
     return results
 
 

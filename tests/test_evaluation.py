@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from huggingface_hub import ModelCard
 from PIL import Image
 
@@ -145,3 +146,38 @@ def test_evaluate_cli(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     values = {(r["dataset"]["config"], m["type"]): m["value"] for r in index["results"] for m in r["metrics"]}
     assert values[("jpeg-q20", "psnr")] == round(x8_summary["jpeg-q20"]["DCI-CNN x8"]["psnr"], 4)
     assert main(["card", str(tmp_path / "m"), "--results", "no-equals-sign"]) == 1
+
+
+def test_a_conditioned_model_is_scored_per_jpeg_hint_and_carded_per_mode(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.helpers import variant
+
+    model = variant("conditioned")
+    with torch.no_grad():  # make the condition inputs matter
+        model.body[0].weight[:, 3:] = torch.randn_like(model.body[0].weight[:, 3:])
+    model.save_pretrained(tmp_path / "m")
+    args = ["evaluate", "--model", str(tmp_path / "m"), "--data", str(folder), "--no-classical"]
+    assert (
+        main(
+            [*args, "--protocol", "jpeg-q30", "clean", "-o", str(tmp_path / "e"), "--jpeg-hint", "auto", "file", "none"]
+        )
+        == 0
+    )
+    assert "| input | DCI-CNN [auto] | DCI-CNN [file] | DCI-CNN [none] |" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "e" / "results.json").read_text())["summary"]
+    assert summary["jpeg-q30"]["DCI-CNN [file]"]["psnr"] != summary["jpeg-q30"]["DCI-CNN [none]"]["psnr"]
+    results = f"set={tmp_path / 'e' / 'results.json'}"
+    assert (
+        main(["card", str(tmp_path / "m"), "--results", results, "--method", "DCI-CNN [auto]", "DCI-CNN [file]"]) == 0
+    )
+    configs = {
+        r["dataset"]["config"]
+        for r in ModelCard.load(tmp_path / "m" / "README.md").data.to_dict()["model-index"][0]["results"]
+    }
+    assert configs == {"jpeg-q30 [auto]", "jpeg-q30 [file]", "clean [auto]", "clean [file]"}
+    # a blind model has one way to run: one column, whatever the hints asked
+    DCICNN(width=8, depth=3).save_pretrained(tmp_path / "blind")
+    blind = ["evaluate", "--model", str(tmp_path / "blind"), "--data", str(folder), "--no-classical"]
+    assert main([*blind, "--protocol", "jpeg-q30", "-o", str(tmp_path / "b"), "--jpeg-hint", "file", "none"]) == 0
+    assert "| input | DCI-CNN |" in capsys.readouterr().out
