@@ -39,6 +39,7 @@ __all__ = [
     "condition_from_damage",
     "condition_vector",
     "damage_vector",
+    "estimate_jpeg_grid",
     "estimate_jpeg_quality",
     "estimate_noise",
     "ijg_table",
@@ -214,7 +215,16 @@ _PERIODICITY = 0.5  # mean cos(2 pi c / q) above which step q is taken as presen
 
 
 def estimate_jpeg_quality(image: np.ndarray | torch.Tensor, *, min_blocks: int = 64) -> int | None:
-    """The JPEG quality an image was last saved at, read from its pixels; ``None`` when it shows no JPEG lattice.
+    """The JPEG quality an image was last saved at, read from its pixels; ``None`` when it shows no JPEG lattice
+    (``estimate_jpeg_grid`` without the grid's offset)."""
+    grid = estimate_jpeg_grid(image, min_blocks=min_blocks)
+    return None if grid is None else grid[0]
+
+
+def estimate_jpeg_grid(image: np.ndarray | torch.Tensor, *, min_blocks: int = 64) -> tuple[int, int, int] | None:
+    """``(quality, dy, dx)``: the JPEG quality an image was last saved at and the offset of the 8x8 grid it was coded
+    on (rows and columns from the top-left corner to the first block's), read from its pixels; ``None`` when it
+    shows no JPEG lattice.
 
     A decoded JPEG's luma, cut on the 8x8 grid it was coded on, has DCT coefficients close to multiples of the
     quantisation step of each frequency (Fan and de Queiroz, 2003): for every probed low frequency the largest step
@@ -255,7 +265,7 @@ def estimate_jpeg_quality(image: np.ndarray | torch.Tensor, *, min_blocks: int =
     index = np.array([r * 8 + c for r, c in steps])
     found = np.array(list(steps.values()), dtype=np.float64)
     distance = np.abs(np.log(_TABLES[:, index]) - np.log(found)).sum(axis=1)
-    return int(np.argmin(distance)) + 1
+    return int(np.argmin(distance)) + 1, dy, dx
 
 
 def _luma255(image: np.ndarray | torch.Tensor) -> np.ndarray:

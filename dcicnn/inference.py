@@ -12,7 +12,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import astuple, dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dcicnn import conditions as cond
+from dcicnn.consistency import JpegGrid, project
 from dcicnn.errors import InvalidArgumentError
 from dcicnn.options import RestoreOptions
 from dcicnn.spec import ModelSpec
@@ -32,8 +33,10 @@ __all__ = [
     "Tile",
     "bf16_supported",
     "dihedral_mean",
+    "FileJpeg",
     "file_jpeg_quality",
     "image_damage",
+    "measure",
     "plan_tiles",
     "restore",
     "restore_tensor",
@@ -191,7 +194,7 @@ def restore_tensor(
     out: torch.Tensor | None = None,
     *,
     scale: float = 1.0,
-    file_quality: int | None = None,
+    file_jpeg: FileJpeg | None = None,
 ) -> torch.Tensor:
     """Restore one ``(C, H, W)`` image tile by tile into ``out`` (allocated if ``None``).
 
@@ -200,7 +203,9 @@ def restore_tensor(
     rounded and clamped to ``[0, scale]`` for an integer dtype, unclipped for a float one. Peak memory beyond
     ``source`` and ``out`` is that of ``batch_size`` tiles. ``ensemble``: the mean over the 8 flips and rotations
     (``dihedral_mean``), 8 times the work. A conditioned model is told the damage found on the whole image
-    (``image_damage``; ``file_quality``: the JPEG quality of the file it came from), once, before tiling.
+    (``image_damage``; ``file_jpeg``: what the file it came from says), once, before tiling. When the image is
+    known to be a JPEG (from its file or its pixels) and ``options.jpeg_consistency`` holds, the result's luma is
+    projected onto the file's quantisation bins (``dcicnn.consistency.project``) before it is rounded.
     """
     spec = model.spec
     if source.ndim != 3 or source.shape[0] != spec.in_channels:
@@ -221,10 +226,15 @@ def restore_tensor(
         out.copy_(source.to(out.device))
         return out
     run = _runner(model, *device_dtype, options.compile)
-    condition = None
-    if spec.conditions:
-        damage = image_damage(source, options.jpeg_quality, file_quality=file_quality, scale=scale)
-        condition = cond.condition_from_damage(spec.conditions, damage[None])
+    condition, grid = None, None
+    if spec.conditions or options.jpeg_consistency:
+        damage, grid = measure(source, options.jpeg_quality, file_jpeg=file_jpeg, scale=scale)
+        if spec.conditions:
+            condition = cond.condition_from_damage(spec.conditions, damage[None])
+        if not options.jpeg_consistency:
+            grid = None
+    original = source
+    target = out if grid is None else torch.empty(source.shape, dtype=torch.float32, device=out.device)
 
     def network(x: torch.Tensor) -> torch.Tensor:
         return run(x, condition)
@@ -242,39 +252,73 @@ def restore_tensor(
             restored = windows.to(restored.device).add_(
                 restored.sub_(windows.to(restored.device)), alpha=options.strength
             )
-        restored = restored.mul_(scale)
-        if integer:
-            restored = restored.round_().clamp_(0, scale)
-        restored = restored.to(out.device)
+        if grid is None:
+            restored = restored.mul_(scale)
+            if integer:
+                restored = restored.round_().clamp_(0, scale)
+        restored = restored.to(target.device)
         for t, result in zip(group, restored, strict=True):
             cy1, cx1 = min(t.cy1, height), min(t.cx1, width)  # the padding, if any, is cropped away
             if cy1 > t.cy0 and cx1 > t.cx0:
-                out[:, t.cy0 : cy1, t.cx0 : cx1] = result[:, t.cy0 - t.y0 : cy1 - t.y0, t.cx0 - t.x0 : cx1 - t.x0]
+                target[:, t.cy0 : cy1, t.cx0 : cx1] = result[:, t.cy0 - t.y0 : cy1 - t.y0, t.cx0 - t.x0 : cx1 - t.x0]
+    if grid is not None:  # whole blocks, after every tile: the projection sees the whole image, as without tiles
+        degraded = original.to(target.device).float().div(scale)
+        out.copy_(_cast(project(target, degraded, grid).mul_(scale), out.dtype, scale))
     return out
 
 
 _ESTIMATE_SIDE = 1024
 
 
-def image_damage(
-    source: torch.Tensor, jpeg_quality: int | str | None, *, file_quality: int | None = None, scale: float = 1.0
-) -> torch.Tensor:
+class FileJpeg(NamedTuple):
+    """What a JPEG file says: its quality (IJG equivalent of its luma table) and, where its blocks still lie where the
+    file put them (no EXIF rotation applied), its exact grid and table."""
+
+    quality: int
+    grid: JpegGrid | None
+
+
+def measure(
+    source: torch.Tensor,
+    jpeg_quality: int | str | None,
+    *,
+    file_jpeg: FileJpeg | None = None,
+    scale: float = 1.0,
+) -> tuple[torch.Tensor, JpegGrid | None]:
     """The damage record (``dcicnn.conditions.DAMAGE_FIELDS``) of a whole ``(C, H, W)`` image on the ``0..scale``
-    range: the JPEG quality (``jpeg_quality``: ``"auto"``, ``None`` or an int; see ``RestoreOptions``) and the noise
-    sigma estimated on the image (on its central 1024x1024 window when larger: noise is much the same across a
-    photo, and the cost stays bounded)."""
+    range, and its JPEG grid if it is known to be a JPEG.
+
+    The JPEG quality follows ``jpeg_quality`` (see ``RestoreOptions``): ``"auto"`` takes the file's, else the one its
+    pixels show (``estimate_jpeg_grid``; none: ``NOT_JPEG``); an int is taken as given (its grid from the pixels'
+    lattice, if they show one); ``None`` withholds it (and no grid). The noise sigma and the pixels' estimates are
+    measured on the central 1024x1024 window when the image is larger (noise is much the same across a photo; the
+    window's corner lies on the image's 8x8 grid, and the cost stays bounded).
+    """
     h, w = source.shape[1:]
     top, left = max(0, (h - _ESTIMATE_SIDE) // 16 * 8), max(0, (w - _ESTIMATE_SIDE) // 16 * 8)
     window = source[:, top : top + _ESTIMATE_SIDE, left : left + _ESTIMATE_SIDE].float().div(scale)
-    if jpeg_quality == "auto":
-        quality: int | None = file_quality
-        if quality is None:
-            quality = cond.estimate_jpeg_quality(window)
-        if quality is None:
-            quality = cond.NOT_JPEG
+    quality: int | None
+    grid: JpegGrid | None = None
+    if jpeg_quality is None:
+        quality = None
+    elif jpeg_quality == "auto" and file_jpeg is not None and file_jpeg.grid is not None:
+        quality, grid = file_jpeg.quality, file_jpeg.grid
     else:
-        quality = None if jpeg_quality is None else int(jpeg_quality)
-    return cond.damage_vector(quality, float(cond.estimate_noise(window)))
+        found = cond.estimate_jpeg_grid(window)
+        if jpeg_quality == "auto":
+            quality = file_jpeg.quality if file_jpeg is not None else (found[0] if found else cond.NOT_JPEG)
+        else:
+            quality = int(jpeg_quality)
+        if found is not None and quality != cond.NOT_JPEG:
+            grid = JpegGrid.from_quality(quality, found[1], found[2])
+    return cond.damage_vector(quality, float(cond.estimate_noise(window))), grid
+
+
+def image_damage(
+    source: torch.Tensor, jpeg_quality: int | str | None, *, file_jpeg: FileJpeg | None = None, scale: float = 1.0
+) -> torch.Tensor:
+    """The damage record of a whole image, as ``restore`` measures it (``measure`` without the grid)."""
+    return measure(source, jpeg_quality, file_jpeg=file_jpeg, scale=scale)[0]
 
 
 def dihedral_mean(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -321,11 +365,11 @@ def _restore_torch(model: Restorer, image: torch.Tensor, options: RestoreOptions
 
 
 def _restore_numpy(
-    model: Restorer, image: np.ndarray, options: RestoreOptions, file_quality: int | None = None
+    model: Restorer, image: np.ndarray, options: RestoreOptions, file_jpeg: FileJpeg | None = None
 ) -> np.ndarray:
     """HW, HW1, HW3 or HW4 arrays; uint8 (0..255), uint16 (0..65535) or float (0..1). Alpha passes through."""
     if image.ndim == 2:
-        return _restore_numpy(model, image[:, :, None], options, file_quality)[:, :, 0]
+        return _restore_numpy(model, image[:, :, None], options, file_jpeg)[:, :, 0]
     if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
         raise InvalidArgumentError(f"expected an (H, W) or (H, W, C) image with C in 1..4, got shape {image.shape}")
     if image.dtype == np.uint8:
@@ -342,7 +386,7 @@ def _restore_numpy(
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         source = torch.from_numpy(np.ascontiguousarray(image[:, :, :colour])).permute(2, 0, 1)
     target = torch.from_numpy(out).permute(2, 0, 1)[:colour]
-    _restore_channels(model, source, options, target, scale=scale, file_quality=file_quality)
+    _restore_channels(model, source, options, target, scale=scale, file_jpeg=file_jpeg)
     return out
 
 
@@ -353,7 +397,7 @@ def _restore_channels(
     out: torch.Tensor | None = None,
     *,
     scale: float = 1.0,
-    file_quality: int | None = None,
+    file_jpeg: FileJpeg | None = None,
 ) -> torch.Tensor:
     """Restore ``(C, H, W)`` with C = 1 or 3 by a model of 1 or 3 channels into ``out`` (gray <-> colour as documented:
     a gray image through a colour model keeps the mean of the restored channels; a colour image through a gray
@@ -363,19 +407,19 @@ def _restore_channels(
         out = torch.empty(source.shape, dtype=dtype, device=source.device)
     if source.shape[0] == model.spec.in_channels == 3 and _achromatic(source):
         # A gray picture stored as RGB: the colour model would tint it slightly; achromatic in, achromatic out.
-        restored = restore_tensor(model, source, options, scale=scale, file_quality=file_quality)
+        restored = restore_tensor(model, source, options, scale=scale, file_jpeg=file_jpeg)
         restored = restored.mean(dim=0, keepdim=True).expand(3, -1, -1)
         out.copy_(_cast(restored, out.dtype, scale))
         return out
     if source.shape[0] == model.spec.in_channels:
-        return restore_tensor(model, source, options, out, scale=scale, file_quality=file_quality)
+        return restore_tensor(model, source, options, out, scale=scale, file_jpeg=file_jpeg)
     if source.shape[0] == 1:
-        restored = restore_tensor(model, source.expand(3, -1, -1), options, scale=scale, file_quality=file_quality)
+        restored = restore_tensor(model, source.expand(3, -1, -1), options, scale=scale, file_jpeg=file_jpeg)
         restored = restored.mean(dim=0, keepdim=True)
     else:
         rgb = source.float()
         luma = (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2])[None]
-        restored = rgb + (restore_tensor(model, luma, options, scale=scale, file_quality=file_quality) - luma)
+        restored = rgb + (restore_tensor(model, luma, options, scale=scale, file_jpeg=file_jpeg) - luma)
     out.copy_(_cast(restored, out.dtype, scale))
     return out
 
@@ -395,20 +439,25 @@ def _restore_pil(model: Restorer, image: Image.Image, options: RestoreOptions) -
     """Any PIL mode: EXIF orientation applied, alpha kept, ICC profile carried over, 16-bit kept 16-bit. A JPEG's
     quality is read from its quantisation tables before anything converts the image."""
     quality = file_jpeg_quality(image)
+    file_jpeg = None
+    if quality is not None:
+        upright = image.getexif().get(0x0112, 1) in (0, 1)  # blocks where the file put them
+        tables = getattr(image, "quantization", {})
+        file_jpeg = FileJpeg(quality, JpegGrid.from_file_table(tables.get(0)) if upright else None)
     image = ImageOps.exif_transpose(image) or image  # its EXIF, if any, now says "no rotation"
     info = {k: v for k, v in image.info.items() if k in ("icc_profile", "dpi", "exif")}
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image)
         wide = np.clip(array, 0, 65535).astype(np.uint16) if mode == "I" else array.astype(np.uint16)
-        result = Image.fromarray(_restore_numpy(model, wide, options, quality))
+        result = Image.fromarray(_restore_numpy(model, wide, options, file_jpeg))
     elif mode == "F":  # float pixels on the 0..1 scale, as float arrays; unclipped, as they are
         result = Image.fromarray(_restore_numpy(model, np.asarray(image, dtype=np.float32), options), mode="F")
     else:
         if mode not in ("L", "LA", "RGB", "RGBA"):
             keep_alpha = "A" in mode or "transparency" in image.info
             image = image.convert("RGBA" if keep_alpha else "RGB")
-        result = Image.fromarray(_restore_numpy(model, np.asarray(image), options, quality), mode=image.mode)
+        result = Image.fromarray(_restore_numpy(model, np.asarray(image), options, file_jpeg), mode=image.mode)
     result.info.update(info)
     return result
 

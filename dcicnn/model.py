@@ -217,6 +217,7 @@ class DCICNN(
         ensemble: bool = _DEFAULTS.ensemble,
         jpeg_quality: int | str | None = _DEFAULTS.jpeg_quality,
         strength: float = _DEFAULTS.strength,
+        jpeg_consistency: bool = _DEFAULTS.jpeg_consistency,
         options: RestoreOptions | None = None,
     ) -> ImageLike:
         """Restore an image of any size; returns the same kind of image.
@@ -248,6 +249,8 @@ class DCICNN(
                 file's quality for a PIL image opened from a JPEG, else the one the pixels show), an int 1..100, or
                 ``None`` (withheld: blind to JPEG). Blind models ignore it.
             strength: ``input + strength * (restored - input)``, 0..2: 0 returns the input, 1 the model's output.
+            jpeg_consistency: keep a JPEG's restored luma within the quantisation bins of its file (or of the
+                quality its pixels show): the original lies in them, so this never moves the luma away from it.
             options: all of the above as one ``RestoreOptions`` (then the keywords are ignored).
 
         Invalid options raise ``ValueError`` before any work (see ``dcicnn.options.RestoreOptions``).
@@ -263,6 +266,7 @@ class DCICNN(
                 ensemble=ensemble,
                 jpeg_quality=jpeg_quality,
                 strength=strength,
+                jpeg_consistency=jpeg_consistency,
             )
         return inference.restore(self, image, options)
 

@@ -36,6 +36,9 @@ class RestoreOptions:
             ``None``: withheld, the model runs blind to JPEG. Blind models ignore it.
         strength: how much of the correction to apply: ``input + strength * (restored - input)``; 0 returns the
             input untouched, 1 the model's output, up to 2 exaggerates it.
+        jpeg_consistency: when the image is known to be a JPEG (its file, or the lattice its pixels show), clip the
+            result's luma DCT coefficients into the file's quantisation bins (``dcicnn.consistency``): the original
+            lies in them, so this can only bring the luma closer to it.
     """
 
     tile: int = 512
@@ -47,6 +50,7 @@ class RestoreOptions:
     ensemble: bool = False
     jpeg_quality: int | str | None = "auto"
     strength: float = 1.0
+    jpeg_consistency: bool = True
 
     def __post_init__(self) -> None:
         for name in ("tile", "batch_size"):
@@ -60,7 +64,7 @@ class RestoreOptions:
         object.__setattr__(self, "dtype", _dtype_name(self.dtype))
         if self.device is not None:
             object.__setattr__(self, "device", str(self.device))
-        for name in ("compile", "ensemble"):
+        for name in ("compile", "ensemble", "jpeg_consistency"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidArgumentError(f"{name} must be a bool, got {getattr(self, name)!r}")
         object.__setattr__(self, "jpeg_quality", parse_jpeg_quality(self.jpeg_quality))
