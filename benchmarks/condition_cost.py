@@ -11,7 +11,9 @@ share of the first in the second; and the FLOPs per pixel of the network.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -21,7 +23,7 @@ from dcicnn.degradations import jpeg
 from dcicnn.inference import image_damage
 
 
-def best_of(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
+def best_of(fn: Callable[[], object], repeats: int) -> float:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -48,9 +50,9 @@ def main() -> None:
         smooth = np.cumsum(rng.normal(0, 2, (height, width, 3)), axis=1) % 255  # textured, compressible content
         image = jpeg(smooth.astype(np.uint8), 60)
         tensor = torch.from_numpy(np.array(image)).permute(2, 0, 1)
-        measure = best_of(lambda: image_damage(tensor, "auto", scale=255.0), args.repeats)
+        measure = best_of(functools.partial(image_damage, tensor, "auto", scale=255.0), args.repeats)
         model.restore(image[:64, :64])  # warm the prepared network
-        whole = best_of(lambda: model.restore(image), args.repeats)
+        whole = best_of(functools.partial(model.restore, image), args.repeats)
         print(f"| {height * width / 1e6:.1f} | {measure:.3f} | {whole:.3f} | {measure / whole:.0%} |")
 
 
