@@ -39,10 +39,10 @@ def main() -> None:
     image = np.asarray(Image.open(args.image).convert("RGB"))
     clean = protocol_target(args.protocol, image)
     degraded = apply_protocol(args.protocol, image, key=args.image.name)
-    tiles = [("input", levels(degraded * 255.0))]
+    tiles = [("input", levels(degraded))]
     for strength in args.strengths:
         restored = model.restore(degraded, strength=strength, dtype="fp32")
-        tiles.append((f"strength {strength:g}", levels(restored * 255.0)))
+        tiles.append((f"strength {strength:g}", levels(restored)))
     tiles.append(("clean", clean))
 
     h, w = clean.shape[:2]

@@ -58,6 +58,11 @@ JpegHint = int | None
 #: The noise channel is the estimated sigma (0..255 scale) divided by this.
 NOISE_SCALE = 50.0
 
+#: Below this measured noise level (0..255 scale), an image that shows no JPEG lattice has nothing a conditioned v3
+#: network was trained to remove (its recipe adds no noise below sigma 5, which reads 4.85 or more), so ``restore``
+#: returns it untouched (``RestoreOptions.skip_undamaged``).
+UNDAMAGED_NOISE = 4.5
+
 # The IJG (libjpeg) luminance table at quality 50, in natural (row-major) order, as Pillow reports tables.
 _IJG_LUMA = np.array(
     [

@@ -229,6 +229,9 @@ def restore_tensor(
     condition, grid = None, None
     if spec.conditions or options.jpeg_consistency:
         damage, grid = measure(source, options.jpeg_quality, file_jpeg=file_jpeg, scale=scale)
+        if options.skip_undamaged and undamaged(spec.conditions, damage):
+            out.copy_(source.to(out.device))
+            return out
         if spec.conditions:
             condition = cond.condition_from_damage(spec.conditions, damage[None])
         if not options.jpeg_consistency:
@@ -312,6 +315,13 @@ def measure(
         if found is not None and quality != cond.NOT_JPEG:
             grid = JpegGrid.from_quality(quality, found[1], found[2])
     return cond.damage_vector(quality, float(cond.estimate_noise(window))), grid
+
+
+def undamaged(conditions: tuple[str, ...], damage: torch.Tensor) -> bool:
+    """Whether a conditioned model should leave an image alone: it takes both conditions, the image shows no JPEG
+    lattice (``NOT_JPEG``: not a withheld hint) and its noise level reads below ``UNDAMAGED_NOISE``."""
+    quality, sigma = float(damage[0]), float(damage[1])
+    return {"jpeg", "noise"} <= set(conditions) and quality == cond.NOT_JPEG and sigma < cond.UNDAMAGED_NOISE
 
 
 def image_damage(

@@ -218,6 +218,7 @@ class DCICNN(
         jpeg_quality: int | str | None = _DEFAULTS.jpeg_quality,
         strength: float = _DEFAULTS.strength,
         jpeg_consistency: bool = _DEFAULTS.jpeg_consistency,
+        skip_undamaged: bool = _DEFAULTS.skip_undamaged,
         options: RestoreOptions | None = None,
     ) -> ImageLike:
         """Restore an image of any size; returns the same kind of image.
@@ -250,7 +251,9 @@ class DCICNN(
                 ``None`` (withheld: blind to JPEG). Blind models ignore it.
             strength: ``input + strength * (restored - input)``, 0..2: 0 returns the input, 1 the model's output.
             jpeg_consistency: keep a JPEG's restored luma within the quantisation bins of its file (or of the
-                quality its pixels show): the original lies in them, so this never moves the luma away from it.
+                quality its pixels show): the original lies in them, so this moves the luma towards it.
+            skip_undamaged: a conditioned model leaves an image untouched when it shows no JPEG lattice and its
+                noise level reads below ``dcicnn.conditions.UNDAMAGED_NOISE`` (nothing it was trained to remove).
             options: all of the above as one ``RestoreOptions`` (then the keywords are ignored).
 
         Invalid options raise ``ValueError`` before any work (see ``dcicnn.options.RestoreOptions``).
@@ -267,6 +270,7 @@ class DCICNN(
                 jpeg_quality=jpeg_quality,
                 strength=strength,
                 jpeg_consistency=jpeg_consistency,
+                skip_undamaged=skip_undamaged,
             )
         return inference.restore(self, image, options)
 

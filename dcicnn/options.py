@@ -36,6 +36,10 @@ class RestoreOptions:
             ``None``: withheld, the model runs blind to JPEG. Blind models ignore it.
         strength: how much of the correction to apply: ``input + strength * (restored - input)``; 0 returns the
             input untouched, 1 the model's output, up to 2 exaggerates it.
+        skip_undamaged: a conditioned model (JPEG and noise conditions) returns an image untouched when it shows no
+            JPEG lattice and its noise level reads below ``dcicnn.conditions.UNDAMAGED_NOISE``: what its training
+            says to do there, done exactly rather than approximately (the network alone took fine saturated
+            texture for noise). A blurred image without JPEG or noise is left alone too.
         jpeg_consistency: when the image is known to be a JPEG (its file, or the lattice its pixels show), clip the
             result's luma DCT coefficients into the file's quantisation bins (``dcicnn.consistency``): the original
             lies in them, so this can only bring the luma closer to it.
@@ -51,6 +55,7 @@ class RestoreOptions:
     jpeg_quality: int | str | None = "auto"
     strength: float = 1.0
     jpeg_consistency: bool = True
+    skip_undamaged: bool = True
 
     def __post_init__(self) -> None:
         for name in ("tile", "batch_size"):
@@ -64,7 +69,7 @@ class RestoreOptions:
         object.__setattr__(self, "dtype", _dtype_name(self.dtype))
         if self.device is not None:
             object.__setattr__(self, "device", str(self.device))
-        for name in ("compile", "ensemble", "jpeg_consistency"):
+        for name in ("compile", "ensemble", "jpeg_consistency", "skip_undamaged"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidArgumentError(f"{name} must be a bool, got {getattr(self, name)!r}")
         object.__setattr__(self, "jpeg_quality", parse_jpeg_quality(self.jpeg_quality))

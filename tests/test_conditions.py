@@ -290,3 +290,15 @@ def test_the_data_module_refuses_bad_hint_options() -> None:
     for bad in ({"jpeg_hint_withhold": 1.5}, {"jpeg_hint_jitter": -1}, {"noise_hint": "oracle"}):
         with pytest.raises(ValueError, match="hint"):
             DegradationDataModule(**bad)  # type: ignore[arg-type]
+
+
+def test_a_conditioned_model_leaves_an_undamaged_image_alone() -> None:
+    model = conditioned_model()
+    smooth = (gaussian_blur(SAMPLE.astype(np.float64), 2.0)).round().astype(np.uint8)  # no lattice, no noise
+    np.testing.assert_array_equal(model.restore(smooth, dtype="fp32"), smooth)
+    assert not np.array_equal(model.restore(smooth, dtype="fp32", skip_undamaged=False), smooth)
+    assert not np.array_equal(model.restore(smooth, dtype="fp32", jpeg_quality=None), smooth)  # withheld: unknown
+    noisy = np.clip(smooth + np.random.default_rng(0).normal(0, 20, smooth.shape), 0, 255).astype(np.uint8)
+    assert not np.array_equal(model.restore(noisy, dtype="fp32"), noisy)
+    blind = variant("no-batchnorm")  # a blind model knows nothing of what it was trained on: it always runs
+    assert not np.array_equal(blind.restore(smooth, dtype="fp32"), smooth)
