@@ -39,8 +39,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     model = DCICNN.from_pretrained(args.model) if args.model else DCICNN.from_pretrained()
-    print(f"conditions {list(model.spec.conditions) or 'none (blind)'}, {model.flops_per_pixel:,} FLOPs per pixel, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"conditions {list(model.spec.conditions) or 'none (blind)'}, {model.flops_per_pixel:,} FLOPs per pixel, "
+        f"{torch.get_num_threads()} threads"
+    )
     print("| megapixels | measuring the damage (s) | restore (s) | share |")
     print("|---|---|---|---|")
     rng = np.random.default_rng(0)
