@@ -124,19 +124,10 @@ def channel_count(conditions: Sequence[str]) -> int:
 def condition_vector(
     conditions: Sequence[str], *, jpeg_quality: JpegHint = None, noise_sigma: float = 0.0
 ) -> torch.Tensor:
-    """The float32 values of the condition channels for one image (see the module docstring for their meaning)."""
-    values: list[float] = []
-    for name in conditions:
-        if name == "jpeg":
-            if jpeg_quality is None:
-                values += [0.0, 1.0]
-            else:
-                values += [(100.0 - check_quality(jpeg_quality)) / 100.0, 0.0]
-        elif name == "noise":
-            values.append(float(noise_sigma) / NOISE_SCALE)
-        else:
-            raise InvalidArgumentError(f"unknown condition {name!r}")
-    return torch.tensor(values, dtype=torch.float32)
+    """The float32 values of the condition channels for one image (see the module docstring for their meaning):
+    ``condition_from_damage`` of its damage record."""
+    quality = None if jpeg_quality is None else check_quality(jpeg_quality)
+    return condition_from_damage(conditions, damage_vector(quality, noise_sigma)[None])[0]
 
 
 def check_quality(quality: object) -> int:
@@ -260,12 +251,8 @@ def estimate_jpeg_grid(image: np.ndarray | torch.Tensor, *, min_blocks: int = 64
     assert best is not None
     _, dy, dx = best
     coefficients = _block_dct(luma[dy:, dx:])
-    steps = {}
-    for r, c in _PROBE:
-        step = _step(coefficients[:, r, c])
-        if step is not None:
-            steps[(r, c)] = step
-    if not steps or max(steps.values()) <= 1:
+    steps = {(r, c): _step(coefficients[:, r, c]) for r, c in _PROBE}
+    if max(steps.values()) <= 1:
         return None
     index = np.array([r * 8 + c for r, c in steps])
     found = np.array(list(steps.values()), dtype=np.float64)
@@ -312,7 +299,7 @@ def _lattice_score(luma: np.ndarray) -> float:
     return score
 
 
-def _step(values: np.ndarray) -> int | None:
+def _step(values: np.ndarray) -> int:
     """The largest quantisation step 2..64 the values sit on (see ``estimate_jpeg_quality``); 1 if none shows."""
     best = 1
     for q in range(2, 65):

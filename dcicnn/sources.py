@@ -56,12 +56,11 @@ class FolderSource:
         self.channels = channels
         self.roots = [Path(r).expanduser() for r in roots]
         files: list[Path] = []
+        extensions = readable_extensions()
         for root in self.roots:
             if not root.is_dir():
                 raise FileNotFoundError(f"{root}: no such image folder")
-            files.extend(
-                sorted(p for p in root.rglob("*") if p.suffix.lower() in readable_extensions() and p.is_file())
-            )
+            files.extend(sorted(p for p in root.rglob("*") if p.suffix.lower() in extensions and p.is_file()))
         self.files = [f for f in files if _readable_header(f)]
         if not self.files:
             raise InvalidArgumentError(f"no readable images in {', '.join(map(str, self.roots))}")
