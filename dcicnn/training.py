@@ -227,6 +227,7 @@ class RestorationModule(L.LightningModule):
     def _log_protocol_metrics(self, stage: str) -> None:
         """Compute, log under ``<stage>/<protocol>/<metric>`` and reset the per-protocol metrics of an epoch."""
         means: list[torch.Tensor] = []
+        identity: list[torch.Tensor] = []
         for protocol in self.val_protocols:
             # A shortened loop (sanity check, limit_val_batches) may not reach every protocol.
             metrics = self._metrics_of(protocol)
@@ -243,12 +244,15 @@ class RestorationModule(L.LightningModule):
             for name, value in values.items():
                 self.log(metric_name(protocol, name, stage), value, sync_dist=True)
             self.log(metric_name(protocol, "psnr_gain", stage), values["psnr"] - values["psnr_input"], sync_dist=True)
-            means.append(values["psnr"])
+            # An identity protocol (clean) has an infinite input PSNR and an unbounded output one (60-80 dB): in
+            # the mean it would outweigh every damaged protocol, so the aggregate that picks checkpoints skips it
+            # (unless nothing else was validated).
+            (means if torch.isfinite(values["psnr_input"]) else identity).append(values["psnr"])
             if stage == "val" and not self.trainer.sanity_checking:
                 self.best[protocol] = max(self.best.get(protocol, -math.inf), float(values["psnr"]))
                 self.log(f"best/{metric_name(protocol, 'psnr')}", self.best[protocol], sync_dist=True)
-        if means:
-            self.log(f"{stage}/psnr", torch.stack(means).mean(), prog_bar=True, sync_dist=True)
+        if means or identity:
+            self.log(f"{stage}/psnr", torch.stack(means or identity).mean(), prog_bar=True, sync_dist=True)
 
     def test_step(self, batch: ValidationBatch, batch_idx: int) -> None:
         self.validation_step(batch, batch_idx)

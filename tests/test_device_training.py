@@ -19,7 +19,8 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_DATA / "bsds500").is_dir(), reason="needs ../shared/data (BSDS500, McMaster)")
-def test_dry_run_trains_exports_and_benchmarks(tmp_path: Path) -> None:
+@pytest.mark.parametrize("recipe", ["v3", "v3-wide"])
+def test_dry_run_trains_exports_and_benchmarks(tmp_path: Path, recipe: str) -> None:
     out = tmp_path / "out"
     env = {
         **os.environ,
@@ -29,6 +30,7 @@ def test_dry_run_trains_exports_and_benchmarks(tmp_path: Path) -> None:
         "DATA": str(SHARED_DATA),
         "TRAIN_TIME": "00:00:00:12",
         "TMPDIR": str(tmp_path),
+        "RECIPE": recipe,
     }
     done = subprocess.run(
         ["bash", "benchmarks/device/train.sh"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
@@ -36,12 +38,19 @@ def test_dry_run_trains_exports_and_benchmarks(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     # loadable weights in Hub layout, with a card
     model = DCICNN.from_pretrained(out / "hub")
-    assert (model.width, model.depth, model.batch_norm) == (64, 8, False)
+    shape = (64, 8, 1) if recipe == "v3" else (96, 12, 2)
+    assert (model.width, model.depth, model.downscale, model.batch_norm) == (*shape, False)
+    assert model.conditions == ("jpeg", "noise") or list(model.conditions) == ["jpeg", "noise"]
     assert "McMaster" in (out / "hub" / "README.md").read_text()
     # the run's metrics (validated at least once: when the timer stopped it) and its merged config
     rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
     assert any(row.get("val/psnr") for row in rows) and any(row.get("speed/megapixels_per_s") for row in rows)
-    assert "max_time: 00:00:00:12" in (out / "config.yaml").read_text()
+    config = (out / "config.yaml").read_text()
+    assert "max_time: 00:00:00:12" in config
+    if recipe == "v3":  # a warm start trains at the lower rate
+        assert "lr: 0.0002" in config and "warmup_steps: 100" in config and "init_from: dcicnn/pretrained" in config
+    else:  # from scratch: gpu.yaml's rate
+        assert "lr: 0.001" in config and "init_from: null" in config
     throughput = json.loads((out / "throughput.json").read_text())
     assert throughput["megapixels_per_s"] > 0 and 0 <= throughput["data_wait_share"] < 1
     log = (out / "train.log").read_text()

@@ -136,6 +136,14 @@ def test_test_stage_logs_under_test(tmp_path: Path) -> None:
     assert {"test/jpeg-q10/psnr", "test/clean/psnr", "test/psnr"} <= keys
     assert not any(k.startswith(("val/", "best/")) for k in keys), keys
     assert module.best == {}  # testing never moves the best validation scores
+    # The aggregate that picks checkpoints is the damaged protocols' mean: clean's unbounded PSNR stays out of it.
+    metrics = trainer.callback_metrics
+    assert float(metrics["test/psnr"]) == pytest.approx(float(metrics["test/jpeg-q10/psnr"]))
+    assert float(metrics["test/clean/psnr"]) != pytest.approx(float(metrics["test/jpeg-q10/psnr"]))
+    only_clean = DegradationDataModule(val_dirs=assets, val_crop=32, num_workers=0, val_protocols=["clean"])
+    module = RestorationModule(DCICNN(width=4, depth=2), val_protocols=["clean"], log_images=0)
+    trainer.test(module, datamodule=only_clean)  # nothing damaged: the clean score is all there is
+    assert float(trainer.callback_metrics["test/psnr"]) == float(trainer.callback_metrics["test/clean/psnr"])
 
 
 def test_the_data_owns_the_validation_protocols(tmp_path: Path) -> None:
