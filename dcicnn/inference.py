@@ -205,7 +205,8 @@ def restore_tensor(
     (``dihedral_mean``), 8 times the work. A conditioned model is told the damage found on the whole image
     (``image_damage``; ``file_jpeg``: what the file it came from says), once, before tiling. When the image is
     known to be a JPEG (from its file or its pixels) and ``options.jpeg_consistency`` holds, the result's luma is
-    projected onto the file's quantisation bins (``dcicnn.consistency.project``) before it is rounded.
+    projected onto the file's quantisation bins (``dcicnn.consistency.project``) before it is rounded; a JPEG of
+    high quality with no other measurable damage gets less of the correction (``taper``).
     """
     spec = model.spec
     if source.ndim != 3 or source.shape[0] != spec.in_channels:
@@ -226,10 +227,15 @@ def restore_tensor(
         out.copy_(source.to(out.device))
         return out
     run = _runner(model, *device_dtype, options.compile)
+    strength = options.strength
     condition, grid = None, None
-    if spec.conditions or options.jpeg_consistency:
+    if spec.conditions or options.jpeg_consistency or options.high_quality_taper:
         damage, grid = measure(source, options.jpeg_quality, file_jpeg=file_jpeg, scale=scale)
         if options.skip_undamaged and undamaged(spec.conditions, damage):
+            out.copy_(source.to(out.device))
+            return out
+        strength *= taper(damage, options.high_quality_taper)
+        if strength == 0.0:  # a JPEG of a quality the model has nothing to give: the input, exactly
             out.copy_(source.to(out.device))
             return out
         if spec.conditions:
@@ -251,10 +257,8 @@ def restore_tensor(
     for group in _batches(tiles, options.batch_size):
         windows = torch.stack([source[:, t.y0 : t.y1, t.x0 : t.x1] for t in group]).float().div_(scale)
         restored = dihedral_mean(network, windows) if options.ensemble else network(windows)
-        if options.strength != 1.0:
-            restored = windows.to(restored.device).add_(
-                restored.sub_(windows.to(restored.device)), alpha=options.strength
-            )
+        if strength != 1.0:
+            restored = windows.to(restored.device).add_(restored.sub_(windows.to(restored.device)), alpha=strength)
         if grid is None:
             restored = restored.mul_(scale)
             if integer:
@@ -322,6 +326,18 @@ def undamaged(conditions: tuple[str, ...], damage: torch.Tensor) -> bool:
     lattice (``NOT_JPEG``: not a withheld hint) and its noise level reads below ``UNDAMAGED_NOISE``."""
     quality, sigma = float(damage[0]), float(damage[1])
     return {"jpeg", "noise"} <= set(conditions) and quality == cond.NOT_JPEG and sigma < cond.UNDAMAGED_NOISE
+
+
+def taper(damage: torch.Tensor, span: tuple[int, int] | None) -> float:
+    """The share of the correction to apply to an image with this damage record (``RestoreOptions.
+    high_quality_taper``): below 1 only for a JPEG of quality above ``span[0]`` with no measurable noise."""
+    if span is None:
+        return 1.0
+    quality, sigma = float(damage[0]), float(damage[1])
+    if math.isnan(quality) or quality == cond.NOT_JPEG or sigma >= cond.UNDAMAGED_NOISE:
+        return 1.0
+    full, off = span
+    return min(1.0, max(0.0, (off - quality) / (off - full)))
 
 
 def image_damage(

@@ -219,6 +219,7 @@ class DCICNN(
         strength: float = _DEFAULTS.strength,
         jpeg_consistency: bool = _DEFAULTS.jpeg_consistency,
         skip_undamaged: bool = _DEFAULTS.skip_undamaged,
+        high_quality_taper: tuple[int, int] | None = _DEFAULTS.high_quality_taper,
         options: RestoreOptions | None = None,
     ) -> ImageLike:
         """Restore an image of any size; returns the same kind of image.
@@ -254,6 +255,9 @@ class DCICNN(
                 quality its pixels show): the original lies in them, so this moves the luma towards it.
             skip_undamaged: a conditioned model leaves an image untouched when it shows no JPEG lattice and its
                 noise level reads below ``dcicnn.conditions.UNDAMAGED_NOISE`` (nothing it was trained to remove).
+            high_quality_taper: ``(full, off)``: a JPEG whose only measurable damage is its compression gets
+                ``(off - q) / (off - full)`` of the correction (clipped to 0..1, times ``strength``): all up to q85,
+                none from q97 by default, where the default model has nothing to gain; ``None``: all of it.
             options: all of the above as one ``RestoreOptions`` (then the keywords are ignored).
 
         Invalid options raise ``ValueError`` before any work (see ``dcicnn.options.RestoreOptions``).
@@ -271,6 +275,7 @@ class DCICNN(
                 strength=strength,
                 jpeg_consistency=jpeg_consistency,
                 skip_undamaged=skip_undamaged,
+                high_quality_taper=high_quality_taper,
             )
         return inference.restore(self, image, options)
 

@@ -23,7 +23,7 @@ from dcicnn.conditions import (
 )
 from dcicnn.data import HintPolicy, PatchMaker
 from dcicnn.degradations import Degradation, gaussian_blur, jpeg
-from dcicnn.inference import file_jpeg_quality, image_damage
+from dcicnn.inference import file_jpeg_quality, image_damage, taper
 from dcicnn.options import RestoreOptions
 from dcicnn_cli.main import main
 from tests.conftest import REPO_ROOT
@@ -169,6 +169,10 @@ def test_strength_scales_the_correction() -> None:
         ({"strength": -0.1}, "strength"),
         ({"strength": 2.5}, "strength"),
         ({"strength": math.nan}, "strength"),
+        ({"high_quality_taper": (97, 85)}, "high_quality_taper"),
+        ({"high_quality_taper": (0, 50)}, "high_quality_taper"),
+        ({"high_quality_taper": (85.0, 97)}, "high_quality_taper"),
+        ({"high_quality_taper": "85,97"}, "high_quality_taper"),
     ],
 )
 def test_bad_condition_options_are_refused(options: dict[str, object], message: str) -> None:
@@ -181,6 +185,34 @@ def test_condition_options_accept_what_users_write() -> None:
     assert RestoreOptions(jpeg_quality="75").jpeg_quality == 75
     assert RestoreOptions(jpeg_quality="AUTO").jpeg_quality == "auto"
     assert RestoreOptions(strength=2).strength == 2.0
+    assert RestoreOptions(high_quality_taper=[80, 90]).high_quality_taper == (80, 90)  # as a config writes it
+    assert RestoreOptions(high_quality_taper=None).high_quality_taper is None
+
+
+def test_the_taper_scales_only_a_high_quality_jpeg_without_other_damage() -> None:
+    span = (85, 97)
+    assert taper(damage_vector(80, 1.0), span) == 1.0
+    assert taper(damage_vector(91, 1.0), span) == pytest.approx(0.5)
+    assert taper(damage_vector(97, 1.0), span) == taper(damage_vector(99, 0.0), span) == 0.0
+    assert taper(damage_vector(95, 10.0), span) == 1.0  # noisy too: the noise is worth removing
+    assert taper(damage_vector(None, 1.0), span) == 1.0  # quality withheld
+    assert taper(damage_vector(NOT_JPEG, 1.0), span) == 1.0  # not a JPEG: skip_undamaged's business
+    assert taper(damage_vector(96, 1.0), None) == 1.0
+
+
+def test_a_high_quality_jpeg_file_gets_less_of_the_correction() -> None:
+    model = conditioned_model()
+    crop = SAMPLE[:96, :120]
+    top = jpeg_file(crop, 98)  # past the taper: the file comes back as it was decoded
+    np.testing.assert_array_equal(np.asarray(model.restore(top, dtype="fp32")), np.asarray(top))
+    assert not np.array_equal(np.asarray(model.restore(top, dtype="fp32", high_quality_taper=None)), np.asarray(top))
+    middle = jpeg_file(crop, 91)  # half way: half the correction (before rounding; the projection off to compare)
+    decoded = np.asarray(middle).astype(np.float64)
+    full = np.asarray(model.restore(middle, dtype="fp32", jpeg_consistency=False, high_quality_taper=None))
+    half = np.asarray(model.restore(middle, dtype="fp32", jpeg_consistency=False))
+    inside = (full > 0) & (full < 255)  # where rounding alone, not clipping, parts the two
+    assert np.abs(half - (decoded + 0.5 * (full - decoded)))[inside].max() <= 1.0
+    assert np.abs(full - decoded).max() >= 2  # the correction is there to be halved
 
 
 def test_training_samples_carry_the_hint_the_policy_makes() -> None:

@@ -68,6 +68,36 @@ def test_warm_start_from_a_saved_model(tmp_path: Path) -> None:
         RestorationModule(DCICNN(width=16, depth=3, batch_norm=False), init_from=str(tmp_path / "m"))
 
 
+def test_he_initialisation_keeps_a_deep_network_alive(tmp_path: Path) -> None:
+    def activity(network: DCICNN) -> list[float]:
+        """Standard deviation after each hidden ReLU for a random input."""
+        torch.manual_seed(1)
+        h = torch.nn.functional.pixel_unshuffle(torch.rand(2, 3, 48, 48), 2)
+        stds = []
+        for layer in network.body:
+            h = layer(h)
+            if isinstance(layer, torch.nn.ReLU):
+                stds.append(float(h.detach().std()))
+        return stds
+
+    shape = {"width": 32, "depth": 12, "downscale": 2, "batch_norm": False}
+    torch.manual_seed(0)
+    plain = RestorationModule(DCICNN(**shape)).network
+    torch.manual_seed(0)
+    he = RestorationModule(DCICNN(**shape), weight_init="he").network
+    assert activity(plain)[-1] < 0.25 * activity(plain)[0]  # PyTorch's default: the signal fades with depth
+    assert activity(he)[-1] > 0.5 * activity(he)[0]  # He: it keeps its scale
+    assert all(float(conv.bias.detach().abs().max()) == 0 for conv in he.body if isinstance(conv, torch.nn.Conv2d))
+    source = DCICNN(width=8, depth=3, batch_norm=False)
+    source.save_pretrained(tmp_path / "m")  # a warm start's weights win over any initialisation
+    warm = RestorationModule(
+        DCICNN(width=8, depth=3, batch_norm=False), init_from=str(tmp_path / "m"), weight_init="he"
+    )
+    assert all(torch.equal(a, b) for a, b in zip(warm.network.parameters(), source.parameters(), strict=True))
+    with pytest.raises(ValueError, match="weight_init must be"):
+        RestorationModule(weight_init="xavier")  # type: ignore[arg-type]
+
+
 def test_losses_and_quantisation() -> None:
     a, b = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.5)
     assert math.isclose(float(charbonnier(a, b)), math.sqrt(0.25 + 1e-6), rel_tol=1e-6)
@@ -245,6 +275,23 @@ def test_fit_smoke_end_to_end(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_weight_ema_is_what_is_validated_checkpointed_and_exported(tmp_path: Path) -> None:
+    ema = yaml.safe_load((REPO_ROOT / "configs" / "ema.yaml").read_text())
+    assert ema["trainer"]["callbacks"][0]["class_path"].endswith("EMAWeightAveraging")
+    ema["trainer"]["callbacks"][0]["init_args"] = {"decay": 0.5, "update_starting_at_step": 0}  # visible in 6 steps
+    config = tmp_path / "ema.yaml"
+    config.write_text(yaml.safe_dump(ema))
+    result = dcicnn("fit", "--config", SMOKE, "--config", str(config), *run_dir_args(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = next((tmp_path / "checkpoints").glob("best-step=*.ckpt"))
+    checkpoint = torch.load(best, map_location="cpu", weights_only=True)
+    averaged, trained = checkpoint["state_dict"], checkpoint["current_model_state"]
+    assert any(not torch.equal(averaged[k], trained[k]) for k in averaged if k.startswith("network."))
+    exported = load_file(str(tmp_path / "hub" / "model.safetensors"))
+    assert all(torch.equal(exported[k], averaged[f"network.{k}"]) for k in exported)  # the scored, averaged weights
+
+
+@pytest.mark.slow
 def test_everything_a_run_writes_is_under_its_root(tmp_path: Path) -> None:
     root = tmp_path / "experiment"
     result = dcicnn("fit", "--config", SMOKE, f"--trainer.default_root_dir={root}", "--trainer.max_steps=2")
@@ -348,6 +395,16 @@ def test_configs_compose(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
     assert v3["model"]["network"]["init_args"]["conditions"] == ["jpeg", "noise"]
     assert v3["data"]["noise_hint"] == "calibrated" and {"clean", "jpeg-q95"} <= set(v3["data"]["val_protocols"])
     assert math.isclose(sum(v3["data"]["degradation"]["weights"]), 1.0)
+    wide = print_config(
+        capsys, "--config", "configs/default.yaml", "--config", "configs/v3.yaml", "--config", "configs/v3-wide.yaml"
+    )
+    network = wide["model"]["network"]["init_args"]
+    assert (network["downscale"], network["width"], network["depth"]) == (2, 96, 12)
+    assert wide["model"]["init_from"] is None and wide["model"]["weight_init"] == "he"
+    ema = print_config(
+        capsys, "--config", "configs/default.yaml", "--config", "configs/v3.yaml", "--config", "configs/ema.yaml"
+    )
+    assert ema["trainer"]["callbacks"][0]["init_args"]["decay"] == 0.999
 
     ddp = print_config(capsys, "--config", "configs/default.yaml", "--config", "configs/ddp.yaml")
     assert ddp["trainer"]["strategy"] == "ddp" and ddp["trainer"]["sync_batchnorm"] is True
