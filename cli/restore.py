@@ -40,7 +40,7 @@ def add_parser(sub: Any) -> None:
         "output is kept unless --overwrite. Each file that fails is reported in one line and the others go on; "
         "the exit status is 1 if any failed.",
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders or glob patterns")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR", help="output folder")
     parser.add_argument("--model", help="model directory or Hub repo id (default: the bundled default weights)")
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
@@ -74,6 +74,22 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="average over the 8 flips and rotations of each image (8x slower, a little better; see README)",
     )
+    hf = parser.add_argument_group(
+        "Hugging Face datasets",
+        "restore every image of a dataset instead of INPUTs: a Hub id, or imagefolder / parquet with --data-dir",
+    )
+    hf.add_argument("--hf", metavar="DATASET", help="dataset to restore (e.g. user/photos, imagefolder, parquet)")
+    hf.add_argument("--split", default="train", help="split to restore (default train)")
+    hf.add_argument("--image-column", default="image", help="column holding the images (default image)")
+    hf.add_argument("--data-dir", help="local folder of an imagefolder or parquet dataset (or a Hub sub-folder)")
+    hf.add_argument("--dataset-revision", help="Hub revision of --hf")
+    hf.add_argument(
+        "--to-parquet",
+        action="store_true",
+        help="write a parquet dataset that keeps every other column (shards of --shard-rows rows) instead of image "
+        "files; read it back with datasets.load_dataset('parquet', data_dir=OUTDIR)",
+    )
+    hf.add_argument("--shard-rows", type=int, default=256, help="rows per parquet shard (default 256)")
     parser.set_defaults(run=run)
 
 
@@ -195,6 +211,12 @@ def run(args: argparse.Namespace) -> int:
     options = inference_options(args, ensemble=args.ensemble)
     if not 1 <= args.quality <= 100:
         raise InvalidArgumentError(f"--quality must be in 1..100, got {args.quality}")
+    if args.hf is not None:
+        return run_dataset(args, options)
+    if not args.inputs:
+        raise InvalidArgumentError("give at least one INPUT (file, folder or glob), or a dataset with --hf")
+    if args.to_parquet:
+        raise InvalidArgumentError("--to-parquet writes a dataset: it needs --hf")
     extension = None if args.format == "same" else FORMATS[args.format]
     jobs, errors = collect(args.inputs, args.output, extension, args.keep_extension)
     for line in errors:
@@ -237,6 +259,70 @@ def run(args: argparse.Namespace) -> int:
     summary += f"; {failed} failed" if failed else ""
     print(summary)
     return 1 if failed else 0
+
+
+def run_dataset(args: argparse.Namespace, options: RestoreOptions) -> int:
+    """``--hf``: every image of a dataset into image files or, with ``--to-parquet``, a parquet dataset."""
+    import datasets
+
+    from dcicnn.dataset_restore import restore_to_files, restore_to_parquet
+    from dcicnn.sources import HFDataset
+
+    datasets.disable_progress_bars()  # one bar, ours, over the images or shards
+
+    if args.inputs:
+        raise InvalidArgumentError("give INPUTs or --hf, not both")
+    if args.format == "same":
+        raise InvalidArgumentError("--format same needs input files; a dataset's images are written as --format")
+    if args.shard_rows < 1:
+        raise InvalidArgumentError(f"--shard-rows must be >= 1, got {args.shard_rows}")
+    if args.overwrite:
+        raise InvalidArgumentError("--overwrite is for files; clear OUTDIR or use --skip-existing to resume")
+    model = load_model_source(args.model, args.revision)
+    check_device_dtype(model, options)
+    spec = HFDataset(args.hf, split=args.split, image_column=args.image_column, data_dir=args.data_dir)
+    spec.revision = args.dataset_revision
+    dataset = _load_dataset(spec)
+    existing = args.output.is_dir() and any(args.output.iterdir())
+    if existing and not args.skip_existing:
+        raise FileExistsError(f"{args.output} is not empty (pass --skip-existing to resume into it)")
+
+    def progress(items: Any) -> Any:
+        unit = "shard" if args.to_parquet else "image"
+        return tqdm(items, desc="restoring", unit=unit, disable=None, file=sys.stderr)
+
+    if args.to_parquet:
+        report = restore_to_parquet(
+            model, dataset, spec.image_column, args.output, options,
+            shard_rows=args.shard_rows, skip_existing=args.skip_existing, progress=progress,
+        )  # fmt: skip
+    else:
+        extension = FORMATS[args.format]
+
+        def save(image: Image.Image, target: Path) -> None:
+            save_image_atomic(image, target, **save_options(image, target, args.quality))
+
+        report = restore_to_files(
+            model, dataset, spec.image_column, args.output, options,
+            extension=extension, skip_existing=args.skip_existing, save=save, progress=progress,
+        )  # fmt: skip
+    for index, reason in report.failed:
+        print(f"dcicnn restore: error: {args.hf} row {index}: {reason}", file=sys.stderr)
+    summary = f"restored {report.done} of {len(dataset)} image(s) of {args.hf} ({args.split}) into {args.output}"
+    summary += f"; {report.skipped} skipped (output exists)" if report.skipped else ""
+    summary += f"; {len(report.failed)} failed" if report.failed else ""
+    print(summary)
+    return 1 if report.failed else 0
+
+
+def _load_dataset(spec: Any) -> Any:
+    """The dataset, or one line saying why not (no such dataset, split or column; no network)."""
+    try:
+        return spec.load()
+    except DcicnnError:
+        raise
+    except (FileNotFoundError, ValueError, ConnectionError) as err:
+        raise InvalidArgumentError(f"cannot load dataset {spec.path!r}: {' '.join(str(err).split())}") from err
 
 
 def _reason(job: Job, err: BaseException) -> str:
