@@ -90,6 +90,13 @@ def add_parser(sub: Any) -> None:
         "files; read it back with datasets.load_dataset('parquet', data_dir=OUTDIR)",
     )
     hf.add_argument("--shard-rows", type=int, default=256, help="rows per parquet shard (default 256)")
+    many = parser.add_argument_group(
+        "many devices",
+        "run as a Lightning predict with DDP: each image restored on exactly one device, outputs written by each rank",
+    )
+    many.add_argument("--devices", type=int, help="devices per node (processes); e.g. 8 GPUs, or 2 CPU processes")
+    many.add_argument("--num-nodes", type=int, default=1, help="nodes (with --devices; launched as Lightning expects)")
+    many.add_argument("--accelerator", default="auto", help="with --devices: auto, cpu, gpu (default auto)")
     parser.set_defaults(run=run)
 
 
@@ -211,6 +218,13 @@ def run(args: argparse.Namespace) -> int:
     options = inference_options(args, ensemble=args.ensemble)
     if not 1 <= args.quality <= 100:
         raise InvalidArgumentError(f"--quality must be in 1..100, got {args.quality}")
+    if args.devices is not None:
+        if args.devices < 1 or args.num_nodes < 1:
+            raise InvalidArgumentError("--devices and --num-nodes must be >= 1")
+        if args.device is not None:
+            raise InvalidArgumentError("--device picks one device; with --devices each process gets its own")
+        if args.to_parquet:
+            raise InvalidArgumentError("--to-parquet runs on one device; --devices writes image files")
     if args.hf is not None:
         return run_dataset(args, options)
     if not args.inputs:
@@ -223,6 +237,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"dcicnn restore: error: {line}", file=sys.stderr)
     model = load_model_source(args.model, args.revision)
     check_device_dtype(model, options)  # a device this machine lacks: one line, nothing created
+    if args.devices is not None:
+        inputs = {job.source.resolve() for job in jobs}
+        targets = [job.target for job in jobs]
+        if len(set(targets)) < len(targets):
+            raise InvalidArgumentError("two inputs share an output name; pass --keep-extension")
+        from dcicnn.distributed_restore import RestoreJob
+
+        def process_file(job: RestoreJob, network: DCICNN) -> None:
+            assert job.source is not None
+            restore_one(network, Job(job.source, job.target), args, options, inputs)
+
+        todo = [RestoreJob(job.target, source=job.source) for job in jobs]
+        return run_distributed(args, model, todo, process_file, len(jobs), len(errors))
     created = jobs and not args.output.exists()
     if jobs:
         args.output.mkdir(parents=True, exist_ok=True)
@@ -291,6 +318,22 @@ def run_dataset(args: argparse.Namespace, options: RestoreOptions) -> int:
         unit = "shard" if args.to_parquet else "image"
         return tqdm(items, desc="restoring", unit=unit, disable=None, file=sys.stderr)
 
+    if args.devices is not None:
+        from dcicnn.dataset_restore import decode, image_name
+        from dcicnn.distributed_restore import RestoreJob
+
+        extension = FORMATS[args.format]
+        todo = [
+            RestoreJob(args.output / (image_name(index, cell) + extension), row=index)
+            for index, cell in enumerate(dataset[spec.image_column])
+        ]
+
+        def process_row(job: RestoreJob, network: DCICNN) -> None:
+            restored = network.restore(decode(dataset[job.row][spec.image_column]), options=options)
+            save_image_atomic(restored, job.target, **save_options(restored, job.target, args.quality))
+
+        args.output.mkdir(parents=True, exist_ok=True)
+        return run_distributed(args, model, todo, process_row, len(todo), 0)
     if args.to_parquet:
         report = restore_to_parquet(
             model, dataset, spec.image_column, args.output, options,
@@ -313,6 +356,62 @@ def run_dataset(args: argparse.Namespace, options: RestoreOptions) -> int:
     summary += f"; {len(report.failed)} failed" if report.failed else ""
     print(summary)
     return 1 if report.failed else 0
+
+
+def run_distributed(
+    args: argparse.Namespace,
+    model: DCICNN,
+    jobs: list[Any],
+    process: Any,
+    total: int,
+    failed_before: int,
+) -> int:
+    """``--devices``: the jobs as a Lightning predict over ``devices x num_nodes`` processes (DDP when more than
+    one). Finished outputs are left alone with --skip-existing; without it or --overwrite an existing output fails
+    as on one device."""
+    import logging
+    import warnings
+
+    import lightning as L
+
+    from dcicnn.distributed_restore import RestoreDataModule, Restorer, pending
+    from dcicnn_cli.train import quiet_third_party_notices
+
+    # Lightning's notices (devices found, process-group set-up, a tip) are not a restore user's business; its
+    # warnings and errors still show.
+    quiet_third_party_notices()
+    warnings.filterwarnings("ignore", message=r"predict returned None if it was on purpose")
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+    todo = pending(jobs) if args.skip_existing else jobs
+    skipped = len(jobs) - len(todo)
+    args.output.mkdir(parents=True, exist_ok=True)
+    several = args.devices * args.num_nodes > 1
+    trainer = L.Trainer(
+        accelerator=args.accelerator,
+        devices=args.devices,
+        num_nodes=args.num_nodes,
+        strategy="ddp" if several else "auto",
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        default_root_dir=str(args.output),
+    )
+    restorer = Restorer(model, process)
+    trainer.predict(restorer, datamodule=RestoreDataModule(todo), return_predictions=False)
+    for job, reason in restorer.failed:  # each rank names its own failures
+        source = job.source if job.source is not None else f"{args.hf} row {job.row}"
+        print(f"dcicnn restore: error: {reason if str(source) in reason else f'{source}: {reason}'}", file=sys.stderr)
+    done, failed = restorer.totals
+    failed += failed_before
+    if trainer.is_global_zero:
+        summary = f"restored {done} of {total} image(s) into {args.output} on {trainer.world_size} process(es)"
+        summary += f"; {skipped} skipped (output exists)" if skipped else ""
+        summary += f"; {failed} failed" if failed else ""
+        print(summary)
+    return 1 if failed else 0
 
 
 def _load_dataset(spec: Any) -> Any:
