@@ -29,6 +29,10 @@ from torch.nn import functional as F
 
 from dcicnn.errors import InvalidArgumentError
 
+#: BT.601 luma weights of R, G and B: JPEG's Y, on which its blocks are quantised (here, in the consistency
+#: projection and when a gray model restores a colour image).
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
 __all__ = [
     "CHANNELS",
     "DAMAGE_FIELDS",
@@ -275,7 +279,8 @@ def _luma255(image: np.ndarray | torch.Tensor) -> np.ndarray:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.ndim == 3:
-        array = 0.299 * array[:, :, 0] + 0.587 * array[:, :, 1] + 0.114 * array[:, :, 2]
+        r, g, b = LUMA_WEIGHTS
+        array = r * array[:, :, 0] + g * array[:, :, 1] + b * array[:, :, 2]
     return np.asarray(array, dtype=np.float64)
 
 

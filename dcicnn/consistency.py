@@ -22,11 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dcicnn.conditions import _DCT, ijg_table
+from dcicnn.conditions import _DCT, LUMA_WEIGHTS, ijg_table
 
 __all__ = ["JpegGrid", "project"]
-
-_LUMA = (0.299, 0.587, 0.114)
 
 
 @dataclass(frozen=True)
@@ -77,7 +75,8 @@ def project(restored: torch.Tensor, degraded: torch.Tensor, grid: JpegGrid, slac
         part = image[window].to(dtype)
         if part.shape[0] == 1:
             return part[0]
-        return _LUMA[0] * part[0] + _LUMA[1] * part[1] + _LUMA[2] * part[2]
+        r, g, b = LUMA_WEIGHTS
+        return r * part[0] + g * part[1] + b * part[2]
 
     def blocks(plane: torch.Tensor) -> torch.Tensor:
         return plane.reshape(rows, 8, cols, 8).transpose(1, 2)

@@ -444,7 +444,8 @@ def _restore_channels(
         restored = restored.mean(dim=0, keepdim=True)
     else:
         rgb = source.float()
-        luma = (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2])[None]
+        r, g, b = cond.LUMA_WEIGHTS
+        luma = (r * rgb[0] + g * rgb[1] + b * rgb[2])[None]
         restored = rgb + (restore_tensor(model, luma, options, scale=scale, file_jpeg=file_jpeg) - luma)
     out.copy_(_cast(restored, out.dtype, scale))
     return out
