@@ -257,7 +257,7 @@ class DCICNN(
                 noise level reads below ``dcicnn.conditions.UNDAMAGED_NOISE`` (nothing it was trained to remove).
             high_quality_taper: ``(full, off)``: a JPEG whose only measurable damage is its compression gets
                 ``(off - q) / (off - full)`` of the correction (clipped to 0..1, times ``strength``): all up to q85,
-                none from q97 by default, where the default model has nothing to gain; ``None``: all of it.
+                none from q95 by default, where the default model has nothing to gain; ``None``: all of it.
             options: all of the above as one ``RestoreOptions`` (then the keywords are ignored).
 
         Invalid options raise ``ValueError`` before any work (see ``dcicnn.options.RestoreOptions``).

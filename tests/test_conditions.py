@@ -203,10 +203,10 @@ def test_the_taper_scales_only_a_high_quality_jpeg_without_other_damage() -> Non
 def test_a_high_quality_jpeg_file_gets_less_of_the_correction() -> None:
     model = conditioned_model()
     crop = SAMPLE[:96, :120]
-    top = jpeg_file(crop, 98)  # past the taper: the file comes back as it was decoded
+    top = jpeg_file(crop, 95)  # at the taper's end: the file comes back as it was decoded
     np.testing.assert_array_equal(np.asarray(model.restore(top, dtype="fp32")), np.asarray(top))
     assert not np.array_equal(np.asarray(model.restore(top, dtype="fp32", high_quality_taper=None)), np.asarray(top))
-    middle = jpeg_file(crop, 91)  # half way: half the correction (before rounding; the projection off to compare)
+    middle = jpeg_file(crop, 90)  # half way: half the correction (before rounding; the projection off to compare)
     decoded = np.asarray(middle).astype(np.float64)
     full = np.asarray(model.restore(middle, dtype="fp32", jpeg_consistency=False, high_quality_taper=None))
     half = np.asarray(model.restore(middle, dtype="fp32", jpeg_consistency=False))
