@@ -38,8 +38,8 @@ def test_dry_run_trains_exports_and_benchmarks(tmp_path: Path, recipe: str) -> N
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     # loadable weights in Hub layout, with a card
     model = DCICNN.from_pretrained(out / "hub")
-    shape = (64, 8, 1) if recipe == "v3" else (96, 12, 2)
-    assert (model.width, model.depth, model.downscale, model.batch_norm) == (*shape, False)
+    shape = (64, 8, 1, False) if recipe == "v3" else (96, 12, 2, True)
+    assert (model.width, model.depth, model.downscale, model.batch_norm) == shape
     assert model.conditions == ("jpeg", "noise") or list(model.conditions) == ["jpeg", "noise"]
     assert "McMaster" in (out / "hub" / "README.md").read_text()
     # the run's metrics (validated at least once: when the timer stopped it) and its merged config
