@@ -330,11 +330,12 @@ def undamaged(conditions: tuple[str, ...], damage: torch.Tensor) -> bool:
 
 def taper(damage: torch.Tensor, span: tuple[int, int] | None) -> float:
     """The share of the correction to apply to an image with this damage record (``RestoreOptions.
-    high_quality_taper``): below 1 only for a JPEG of quality above ``span[0]`` with no measurable noise."""
+    high_quality_taper``): below 1 only for a JPEG of quality above ``span[0]`` whose noise reading is within what
+    clean photos' texture reads (``TEXTURE_NOISE``)."""
     if span is None:
         return 1.0
     quality, sigma = float(damage[0]), float(damage[1])
-    if math.isnan(quality) or quality == cond.NOT_JPEG or sigma >= cond.UNDAMAGED_NOISE:
+    if math.isnan(quality) or quality == cond.NOT_JPEG or sigma >= cond.TEXTURE_NOISE:
         return 1.0
     full, off = span
     return min(1.0, max(0.0, (off - quality) / (off - full)))

@@ -44,7 +44,8 @@ class RestoreOptions:
             result's luma DCT coefficients into the file's quantisation bins (``dcicnn.consistency``): the original
             lies in them, so this can only bring the luma closer to it.
         high_quality_taper: ``(full, off)`` JPEG qualities, or ``None``. An image whose only measurable damage is
-            JPEG (a quality known or read from its pixels, noise below ``UNDAMAGED_NOISE``) gets ``strength`` times
+            JPEG (a quality known or read from its pixels, a noise reading within what clean photos' texture reads,
+            ``dcicnn.conditions.TEXTURE_NOISE``) gets ``strength`` times
             ``(off - q) / (off - full)`` of the correction, clipped to 0..1: all of it up to q ``full``, none from q
             ``off``. Measured on McMaster (README, Results): at q95 the default model has nothing to gain (+0.00 dB
             at best) and costs its worst image 0.36 dB at full strength; at q90 three quarters of the correction

@@ -194,7 +194,8 @@ def test_the_taper_scales_only_a_high_quality_jpeg_without_other_damage() -> Non
     assert taper(damage_vector(80, 1.0), span) == 1.0
     assert taper(damage_vector(91, 1.0), span) == pytest.approx(0.5)
     assert taper(damage_vector(97, 1.0), span) == taper(damage_vector(99, 0.0), span) == 0.0
-    assert taper(damage_vector(95, 10.0), span) == 1.0  # noisy too: the noise is worth removing
+    assert taper(damage_vector(95, 10.0), span) == 1.0  # noisier than clean texture reads: worth removing
+    assert taper(damage_vector(97, 7.0), span) == 0.0  # within what a clean photo's texture reads
     assert taper(damage_vector(None, 1.0), span) == 1.0  # quality withheld
     assert taper(damage_vector(NOT_JPEG, 1.0), span) == 1.0  # not a JPEG: skip_undamaged's business
     assert taper(damage_vector(96, 1.0), None) == 1.0
