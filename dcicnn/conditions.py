@@ -261,8 +261,11 @@ def estimate_jpeg_grid(image: np.ndarray | torch.Tensor, *, min_blocks: int = 64
     assert best is not None
     _, dy, dx = best
     coefficients = _block_dct(luma[dy:, dx:])
-    steps = {(r, c): _step(coefficients[:, r, c]) for r, c in _PROBE}
-    if max(steps.values()) <= 1:
+    # A frequency with too few non-zero coefficients to judge says nothing (a smooth image quantised at q20 has
+    # zeros there, which fit every table): only the others are matched against the tables.
+    measured = {(r, c): _step(coefficients[:, r, c]) for r, c in _PROBE}
+    steps = {rc: step for rc, step in measured.items() if step is not None}
+    if not steps or max(steps.values()) <= 1:
         return None
     index = np.array([r * 8 + c for r, c in steps])
     found = np.array(list(steps.values()), dtype=np.float64)
@@ -310,8 +313,11 @@ def _lattice_score(luma: np.ndarray) -> float:
     return score
 
 
-def _step(values: np.ndarray) -> int:
-    """The largest quantisation step 2..64 the values sit on (see ``estimate_jpeg_quality``); 1 if none shows."""
+def _step(values: np.ndarray) -> int | None:
+    """The largest quantisation step 2..64 the values sit on (see ``estimate_jpeg_quality``); 1 if none shows;
+    ``None`` if too few values are non-zero to tell."""
+    if np.count_nonzero(np.abs(values) > 1.0) < 16:
+        return None
     best = 1
     for q in range(2, 65):
         sample = values[np.abs(values) > q / 2]

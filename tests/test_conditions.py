@@ -189,6 +189,16 @@ def test_condition_options_accept_what_users_write() -> None:
     assert RestoreOptions(high_quality_taper=None).high_quality_taper is None
 
 
+def test_a_smooth_heavily_compressed_image_does_not_read_as_a_high_quality_one() -> None:
+    # Few non-zero coefficients at most frequencies: zeros fit every table, so those frequencies are no evidence
+    # (they once made such an image read q96, and the high-quality taper then left it unrestored).
+    rng = np.random.default_rng(0)
+    base = np.kron(rng.integers(30, 225, size=(4, 4, 3)).astype(np.float64), np.ones((16, 16, 1)))  # 64 x 64
+    smooth = np.clip(gaussian_blur(base, 3.0), 0, 255).astype(np.uint8)
+    quality = estimate_jpeg_quality(np.asarray(jpeg_file(smooth, 20)))
+    assert quality is not None and 12 <= quality <= 28, quality
+
+
 def test_the_taper_scales_only_a_high_quality_jpeg_without_other_damage() -> None:
     span = (85, 97)
     assert taper(damage_vector(80, 1.0), span) == 1.0
