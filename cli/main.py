@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 
 from dcicnn import __version__
-from dcicnn.errors import DcicnnError
+from dcicnn.errors import DcicnnError, one_line
 from dcicnn_cli import card, demo, evaluate, export, hub_commands, restore
 
 #: LightningCLI's subcommands: dcicnn_cli.train (and with it Lightning) is imported only to run one of them.
@@ -63,15 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as err:
         if os.environ.get("DCICNN_TRACEBACK"):
             raise
-        print(f"dcicnn {command}: error: {_one_line(err)} (DCICNN_TRACEBACK=1 shows the traceback)", file=sys.stderr)
+        print(f"dcicnn {command}: error: {one_line(err)} (DCICNN_TRACEBACK=1 shows the traceback)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"dcicnn {command}: interrupted", file=sys.stderr)
         return 130
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 from tqdm import tqdm
 
-from dcicnn.errors import DcicnnError, InvalidArgumentError, WeightsNotFoundError
+from dcicnn.errors import DcicnnError, InvalidArgumentError, WeightsNotFoundError, one_line
 from dcicnn.imageio import (
     WIDE_COLOUR,
     open_image,
@@ -421,9 +421,9 @@ def _load_dataset(spec: Any) -> Any:
     except DcicnnError:
         raise
     except (FileNotFoundError, ValueError, ConnectionError) as err:
-        raise InvalidArgumentError(f"cannot load dataset {spec.path!r}: {' '.join(str(err).split())}") from err
+        raise InvalidArgumentError(f"cannot load dataset {spec.path!r}: {one_line(err)}") from err
 
 
 def _reason(job: Job, err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
+    text = one_line(err)
     return text if str(job.source) in text or str(job.target) in text else f"{job.source}: {text}"

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from dcicnn.errors import DcicnnError
+from dcicnn.errors import DcicnnError, one_line
 from dcicnn.imageio import save_image_atomic
 from dcicnn.options import RestoreOptions
 
@@ -88,7 +88,7 @@ def restore_to_files(
             (save or _save_plain)(restored, target)
             report.done += 1
         except (DcicnnError, OSError, ValueError, Image.DecompressionBombError) as err:
-            report.failed.append((index, " ".join(str(err).split()) or type(err).__name__))
+            report.failed.append((index, one_line(err)))
     return report
 
 
@@ -133,7 +133,7 @@ def restore_to_parquet(
                     report.done += 1
                 except (DcicnnError, OSError, ValueError, Image.DecompressionBombError) as err:
                     cells.append(None)
-                    report.failed.append((index, " ".join(str(err).split()) or type(err).__name__))
+                    report.failed.append((index, one_line(err)))
             return {**batch, column: cells}
 
         shard = dataset.select(range(start, stop)).map(

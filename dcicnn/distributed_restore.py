@@ -16,7 +16,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from dcicnn.errors import DcicnnError
+from dcicnn.errors import DcicnnError, one_line
 from dcicnn.model import DCICNN
 
 __all__ = ["RestoreDataModule", "RestoreJob", "Restorer", "pending"]
@@ -83,7 +83,7 @@ class Restorer(L.LightningModule):
                 self.process(job, self.network)
                 self.done += 1
             except (DcicnnError, OSError, ValueError) as err:  # this image's problem: note it, go on
-                self.failed.append((job, " ".join(str(err).split()) or type(err).__name__))
+                self.failed.append((job, one_line(err)))
 
     def on_predict_epoch_end(self) -> None:
         counts = torch.tensor([self.done, len(self.failed)], dtype=torch.long, device=self.device)

@@ -15,7 +15,14 @@ __all__ = [
     "TrainingDivergedError",
     "WeightsMismatchError",
     "WeightsNotFoundError",
+    "one_line",
 ]
+
+
+def one_line(err: BaseException) -> str:
+    """An error's message on one line (whitespace runs collapsed), or its type's name if it has none: how the
+    command line and the per-image reports of batch restores state a failure."""
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 class DcicnnError(Exception):
