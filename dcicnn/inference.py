@@ -232,10 +232,9 @@ def restore_tensor(
     if spec.conditions or options.jpeg_consistency or options.high_quality_taper:
         damage, grid = measure(source, options.jpeg_quality, file_jpeg=file_jpeg, scale=scale)
         if options.skip_undamaged and undamaged(spec.conditions, damage):
-            out.copy_(source.to(out.device))
-            return out
+            strength = 0.0
         strength *= taper(damage, options.high_quality_taper)
-        if strength == 0.0:  # a JPEG of a quality the model has nothing to give: the input, exactly
+        if strength == 0.0:  # nothing to remove, or a JPEG of a quality the model has nothing to give: the input
             out.copy_(source.to(out.device))
             return out
         if spec.conditions:
