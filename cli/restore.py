@@ -307,8 +307,13 @@ def run_dataset(args: argparse.Namespace, options: RestoreOptions) -> int:
         raise InvalidArgumentError("--overwrite is for files; clear OUTDIR or use --skip-existing to resume")
     model = load_model_source(args.model, args.revision)
     check_device_dtype(model, options)
-    spec = HFDataset(args.hf, split=args.split, image_column=args.image_column, data_dir=args.data_dir)
-    spec.revision = args.dataset_revision
+    spec = HFDataset(
+        args.hf,
+        split=args.split,
+        image_column=args.image_column,
+        data_dir=args.data_dir,
+        revision=args.dataset_revision,
+    )
     dataset = _load_dataset(spec)
     existing = args.output.is_dir() and any(args.output.iterdir())
     if existing and not args.skip_existing:
@@ -319,14 +324,12 @@ def run_dataset(args: argparse.Namespace, options: RestoreOptions) -> int:
         return tqdm(items, desc="restoring", unit=unit, disable=None, file=sys.stderr)
 
     if args.devices is not None:
-        from dcicnn.dataset_restore import decode, image_name
+        from dcicnn.dataset_restore import decode, image_names
         from dcicnn.distributed_restore import RestoreJob
 
         extension = FORMATS[args.format]
-        todo = [
-            RestoreJob(args.output / (image_name(index, cell) + extension), row=index)
-            for index, cell in enumerate(dataset[spec.image_column])
-        ]
+        names = image_names(dataset, spec.image_column)  # the paths only: no image bytes read for naming
+        todo = [RestoreJob(args.output / (name + extension), row=index) for index, name in enumerate(names)]
 
         def process_row(job: RestoreJob, network: DCICNN) -> None:
             restored = network.restore(decode(dataset[job.row][spec.image_column]), options=options)

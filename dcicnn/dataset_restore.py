@@ -29,7 +29,7 @@ from dcicnn.options import RestoreOptions
 if TYPE_CHECKING:
     from dcicnn.model import DCICNN
 
-__all__ = ["DatasetReport", "image_name", "restore_to_files", "restore_to_parquet"]
+__all__ = ["DatasetReport", "image_name", "image_names", "restore_to_files", "restore_to_parquet"]
 
 #: What a failed row reports: its index and one line saying why.
 Failure = tuple[int, str]
@@ -49,6 +49,14 @@ def image_name(index: int, cell: dict[str, Any] | None) -> str:
     path = (cell or {}).get("path")
     stem = Path(str(path)).stem if path else ""
     return f"{index:07d}-{stem}" if stem else f"{index:07d}"
+
+
+def image_names(dataset: Any, column: str) -> list[str]:
+    """``image_name`` of every row, read from the column's ``path`` field alone (Arrow, without the image bytes)."""
+    import pyarrow.compute as pc
+
+    paths = pc.struct_field(dataset.with_format("arrow")[column], "path").to_pylist()
+    return [image_name(index, {"path": path}) for index, path in enumerate(paths)]
 
 
 def decode(cell: dict[str, Any] | None) -> Image.Image:
