@@ -6,6 +6,7 @@ as a fraction of a large matmul of the same dtype measured in the same run (comp
 
     python benchmarks/inference.py                        # CPU: 0.25, 1, 4, 12 and 24 MP
     python benchmarks/inference.py --device cuda --sizes 1 4 12 24 --compile off on --compile-sizes 4
+    python benchmarks/inference.py --model docs/results/gpu-h200-wide --sizes 1 --dtypes bf16   # saved weights
 
 On CUDA the table adds the peak GPU memory; ``--compile on`` runs ``restore(..., compile=True)`` (the warm-up call
 pays the compilation; the timed calls reuse it).
@@ -47,11 +48,23 @@ def matmul_flops(dtype: torch.dtype, device: str, n: int = 4096, reps: int = 5) 
     return 2 * n**3 / best
 
 
+def load(model: str | None) -> DCICNN:
+    """The network to time: saved weights (a folder or Hub id), or the untrained default architecture."""
+    return (DCICNN.from_pretrained(model) if model else DCICNN()).eval()
+
+
 def run_case(
-    megapixels: float, mode: str, dtype: str, device: str, tile: int, batch: int, compile: bool = False
+    megapixels: float,
+    mode: str,
+    dtype: str,
+    device: str,
+    tile: int,
+    batch: int,
+    compile: bool = False,
+    model_path: str | None = None,
 ) -> dict[str, float]:
     """One measurement (in this process): restore a random uint8 RGB image of ``megapixels``."""
-    model = DCICNN().eval()
+    model = load(model_path)
     height = int(round(math.sqrt(megapixels * 1e6 / 1.5)))
     width = int(round(height * 1.5))
     image = np.random.default_rng(0).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
@@ -90,11 +103,14 @@ def main() -> None:
     parser.add_argument("--compile-sizes", type=float, nargs="+", help="sizes also run compiled (default: all)")
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--model", help="weights to time (folder or Hub id; default: the untrained default network)")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case and print JSON
     args = parser.parse_args()
     if args.case:
         size, mode, dtype, compiled = args.case.split(",")
-        result = run_case(float(size), mode, dtype, args.device, args.tile, args.batch_size, compiled == "on")
+        result = run_case(
+            float(size), mode, dtype, args.device, args.tile, args.batch_size, compiled == "on", args.model
+        )
         print(json.dumps(result))
         return
 
@@ -103,10 +119,12 @@ def main() -> None:
     if args.device == "cpu" and Path("/proc/cpuinfo").exists():
         names = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
         cpu = names[0].split(":", 1)[1].strip() if names else cpu
+    network = load(args.model)
     print(
         f"device: {args.device} ({cpu}); torch {torch.__version__}, {torch.get_num_threads()} threads; tile "
-        f"{args.tile}, batch {args.batch_size}; width-64 depth-8 DCI-CNN, "
-        f"{DCICNN().flops_per_pixel / 1e6:.3f} MFLOP/pixel"
+        f"{args.tile}, batch {args.batch_size}; {args.model or 'untrained'}: width-{network.width} "
+        f"depth-{network.depth} downscale-{network.downscale} DCI-CNN, "
+        f"{network.flops_per_pixel / 1e6:.3f} MFLOP/pixel"
     )
     print("matmul 4096^3: " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in reference.items()) + "\n")
     cuda = args.device.startswith("cuda")
@@ -133,6 +151,7 @@ def main() -> None:
             str(args.tile),
             "--batch-size",
             str(args.batch_size),
+            *(["--model", args.model] if args.model else []),
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         r = json.loads(done.stdout.strip().splitlines()[-1])

@@ -47,7 +47,8 @@ def main() -> None:
         values = {name: float(row.get(f"val/{name}/psnr") or "nan") for name in names}
         damaged = [v for name, v in values.items() if name != "clean" and math.isfinite(v)]
         cells = " | ".join(f"{values[name]:.2f}" for name in names)
-        print(f"| {label} | {row['step']} | {cells} | {sum(damaged) / len(damaged):.2f} |")
+        mean = f"{sum(damaged) / len(damaged):.2f}" if damaged else "n/a"
+        print(f"| {label} | {row['step']} | {cells} | {mean} |")
 
 
 if __name__ == "__main__":

@@ -12,13 +12,13 @@
 # and train.log (everything printed, the inference table included).
 #
 # Environment: OUT (required), DRY_RUN=1, RECIPE (v3, the default: configs/v3.yaml, the conditioned network of
-# issue 12; v3-wide: the same recipe on the pixel-unshuffled network of configs/v3-wide.yaml, from scratch unless
-# INIT_FROM names weights of its shape; blind: configs/blind.yaml + blind-gpu.yaml, the H100 run's), TRAIN_TIME
-# (DD:HH:MM:SS, default 00:00:04:00), INIT_FROM (weights to warm-start from, default the bundled default, which a
-# conditioned network widens with zero weights for its condition inputs; "none" trains from scratch), DATA (default .device/data, else
-# ../shared/data), PYTHON (default python3), INFERENCE_TIMEOUT (seconds, default 150), LR (the peak learning rate:
-# 0.0002 with a 100-step warm-up when warm-starting, gpu.yaml's 0.001 from scratch), extra `dcicnn fit` arguments
-# after the script name.
+# issue 12; v3-wide: the same recipe on the pixel-unshuffled network of configs/v3-wide.yaml, warm-started from its
+# 8-minute H200 run in docs/results/gpu-h200-wide, which was still improving when it stopped; blind:
+# configs/blind.yaml + blind-gpu.yaml, the H100 run's), TRAIN_TIME (DD:HH:MM:SS, default 00:00:04:00), INIT_FROM
+# (weights to warm-start from, default the bundled default, which a conditioned network widens with zero weights for
+# its condition inputs; "none" trains from scratch), DATA (default .device/data, else ../shared/data), PYTHON
+# (default python3), INFERENCE_TIMEOUT (seconds, default 150), LR (the peak learning rate: 0.0002 with a 100-step
+# warm-up when warm-starting, gpu.yaml's 0.001 from scratch), extra `dcicnn fit` arguments after the script name.
 # Why a warm start gets a lower rate (H200, docs/results/gpu-h200): v3 warm-started at 0.001 lost 0.3-0.6 dB on
 # McMaster JPEG within 4,800 steps and had not won it back 10,000 steps later; at 0.0002 it kept its quality and
 # gained a little.
@@ -30,7 +30,8 @@ PYTHON=${PYTHON:-python3}
 RECIPE=${RECIPE:-v3}
 case "$RECIPE" in
     v3) recipe_configs=(--config configs/v3.yaml) ;;
-    v3-wide) recipe_configs=(--config configs/v3.yaml --config configs/v3-wide.yaml); INIT_FROM=${INIT_FROM:-none} ;;
+    v3-wide) recipe_configs=(--config configs/v3.yaml --config configs/v3-wide.yaml)
+        INIT_FROM=${INIT_FROM:-docs/results/gpu-h200-wide} ;;
     blind) recipe_configs=(--config configs/blind.yaml --config configs/blind-gpu.yaml) ;;
     *) echo "RECIPE must be v3, v3-wide or blind, got $RECIPE" >&2; exit 2 ;;
 esac
