@@ -14,14 +14,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from dcicnn.errors import DcicnnError, InvalidArgumentError, WeightsNotFoundError, one_line
-from dcicnn.imageio import (
-    WIDE_COLOUR,
-    open_image,
-    read_wide_colour,
-    readable_extensions,
-    save_image_atomic,
-    write_wide_colour,
-)
+from dcicnn.file_restore import restore_file, save_options
+from dcicnn.imageio import readable_extensions, save_image_atomic
 from dcicnn.options import RestoreOptions
 from dcicnn_cli.options import add_inference_arguments, check_device_dtype, inference_options
 
@@ -162,55 +156,15 @@ def load_model_source(model: str | None, revision: str | None) -> DCICNN:
     return DCICNN.from_pretrained(model, revision=revision)
 
 
-def save_options(image: Image.Image, target: Path, quality: int) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    suffix = target.suffix.lower()
-    # the input's colour profile, resolution and EXIF (orientation already applied and reset) go with the output
-    if "icc_profile" in image.info:
-        options["icc_profile"] = image.info["icc_profile"]
-    if "dpi" in image.info and suffix in (".jpg", ".jpeg", ".png", ".tif", ".tiff"):
-        options["dpi"] = image.info["dpi"]
-    if "exif" in image.info and suffix in (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"):
-        options["exif"] = image.info["exif"]
-    if image.mode == "F" and suffix not in (".tif", ".tiff"):
-        raise InvalidArgumentError(f"{target}: a floating-point image can only be saved as TIFF; use --format tiff")
-    if suffix in (".jpg", ".jpeg"):
-        if image.mode not in ("RGB", "L"):
-            raise InvalidArgumentError(f"JPEG cannot store a {image.mode} image; use --format png")
-        options.update(quality=quality, subsampling=0)  # 4:4:4: no new colour bleeding
-    elif suffix == ".webp":
-        options.update(quality=quality)
-    return options
-
-
 def restore_one(model: DCICNN, job: Job, args: argparse.Namespace, options: RestoreOptions, inputs: set[Path]) -> None:
     if job.target.resolve() in inputs:
         raise InvalidArgumentError(f"the output {job.target} would overwrite an input")
     if job.target.exists() and not args.overwrite:
         raise FileExistsError(f"{job.target} exists (pass --overwrite to replace it, or --skip-existing to keep it)")
-    with open_image(job.source, args.max_pixels) as image:  # multi-frame formats keep their file open
-        frames = getattr(image, "n_frames", 1)
-        if frames > 1:
-            tqdm.write(
-                f"dcicnn restore: note: {job.source}: restoring the first of its {frames} frames", file=sys.stderr
-            )
-        if image.info.get(
-            WIDE_COLOUR
-        ):  # 48/64-bit colour: Pillow would decode 8 bits, so read and write 16 with OpenCV
-            pixels = model.restore(read_wide_colour(job.source, image), options=options)
-            job.target.parent.mkdir(parents=True, exist_ok=True)
-            if job.target.suffix.lower() in (".png", ".tif", ".tiff"):
-                write_wide_colour(pixels, job.target)
-                return
-            tqdm.write(
-                f"dcicnn restore: note: {job.target}: 8 bits per channel ({job.target.suffix} holds no more)",
-                file=sys.stderr,
-            )
-            restored = Image.fromarray((pixels.astype("float64") / 257.0).round().astype("uint8"))
-        else:
-            restored = model.restore(image, options=options)
-        job.target.parent.mkdir(parents=True, exist_ok=True)
-        save_image_atomic(restored, job.target, **save_options(restored, job.target, args.quality))
+    restore_file(
+        model, job.source, job.target, options, max_pixels=args.max_pixels, quality=args.quality,
+        note=lambda message: tqdm.write(f"dcicnn restore: note: {message}", file=sys.stderr),
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
