@@ -1,0 +1,63 @@
+"""``dcicnn serve``: the web page (Gradio) on this machine, until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from dcicnn.errors import InvalidArgumentError
+from dcicnn_cli.options import add_inference_arguments, check_device_dtype, inference_options
+from dcicnn_cli.restore import load_model_source
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "serve",
+        help="a web page to restore photos in the browser (needs: pip install 'dcicnn[web]')",
+        description="Serve a web page (Gradio) where you drop a photo, compare it with its restoration on a slider, "
+        "set the strength and the JPEG quality the model is told, and download the result as a PNG. The page "
+        "restores each upload as `dcicnn restore` does a file. --strength and --jpeg-quality set the page's "
+        "starting values.",
+    )
+    parser.add_argument("--model", help="model directory or Hub repo id (default: the bundled default weights)")
+    parser.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 lets the network in)",
+    )
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument(
+        "--max-pixels", type=int, default=None, help="refuse images with more pixels (default: Pillow's, about 89 MP)"
+    )
+    parser.add_argument(
+        "--max-file-size", default="100mb", help="largest upload, e.g. 20mb or 1gb (default 100mb)"
+    )
+    add_inference_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    options = inference_options(args)
+    if not 1 <= args.port <= 65535:
+        raise InvalidArgumentError(f"--port must be in 1..65535, got {args.port}")
+    from dcicnn.web import running
+
+    model = load_model_source(args.model, args.revision)
+    check_device_dtype(model, options)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"dcicnn serve: note: listening on {args.host}: other machines can reach the page", file=sys.stderr)
+    title = f"dcicnn: {args.model or 'the bundled default model'}"
+    try:
+        with running(
+            model, host=args.host, port=args.port, options=options, max_pixels=args.max_pixels,
+            max_file_size=args.max_file_size, title=title,
+        ) as app:  # fmt: skip
+            print(f"dcicnn serve: open {app.local_url} in a browser (Ctrl-C stops)", flush=True)
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        print("dcicnn serve: stopped", file=sys.stderr)
+    return 0
