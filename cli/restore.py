@@ -78,6 +78,11 @@ def add_parser(sub: Any) -> None:
     hf.add_argument("--data-dir", help="local folder of an imagefolder or parquet dataset (or a Hub sub-folder)")
     hf.add_argument("--dataset-revision", help="Hub revision of --hf")
     hf.add_argument(
+        "--streaming",
+        action="store_true",
+        help="read the rows as they arrive instead of downloading the dataset first (for sets larger than the disk)",
+    )
+    hf.add_argument(
         "--to-parquet",
         action="store_true",
         help="write a parquet dataset that keeps every other column (shards of --shard-rows rows) instead of image "
@@ -267,7 +272,10 @@ def run_dataset(args: argparse.Namespace, options: RestoreOptions) -> int:
         image_column=args.image_column,
         data_dir=args.data_dir,
         revision=args.dataset_revision,
+        streaming=args.streaming,
     )
+    if args.streaming and args.devices is not None:
+        raise InvalidArgumentError("--devices needs a downloaded dataset (each process picks rows by index)")
     dataset = _load_dataset(spec)
     existing = args.output.is_dir() and any(args.output.iterdir())
     if existing and not args.skip_existing:
@@ -308,7 +316,8 @@ def run_dataset(args: argparse.Namespace, options: RestoreOptions) -> int:
         )  # fmt: skip
     for index, reason in report.failed:
         print(f"dcicnn restore: error: {args.hf} row {index}: {reason}", file=sys.stderr)
-    summary = f"restored {report.done} of {len(dataset)} image(s) of {args.hf} ({args.split}) into {args.output}"
+    total = report.done + report.skipped + len(report.failed)  # a streaming dataset has no length beforehand
+    summary = f"restored {report.done} of {total} image(s) of {args.hf} ({args.split}) into {args.output}"
     summary += f"; {report.skipped} skipped (output exists)" if report.skipped else ""
     summary += f"; {len(report.failed)} failed" if report.failed else ""
     print(summary)

@@ -8,12 +8,16 @@ Two outputs, both resumable and written atomically:
   ``datasets.load_dataset("parquet", data_dir=output)`` reads it back.
 
 Images are decoded from the dataset's own bytes, so a JPEG keeps its quantisation tables and a conditioned model
-is told the file's quality, as ``dcicnn restore`` does for files.
+is told the file's quality, as ``dcicnn restore`` does for files. Both take a downloaded ``datasets.Dataset`` or a
+streaming ``datasets.IterableDataset`` (rows read as they arrive, nothing stored but the outputs); the outputs are
+the same either way.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -121,12 +125,10 @@ def restore_to_parquet(
     output.mkdir(parents=True, exist_ok=True)
     features = dataset.features.copy()
     features[column] = datasets.Image()
-    total = len(dataset)
-    for start in progress(iter(range(0, total, shard_rows))):
-        stop = min(start + shard_rows, total)
+    for start, rows, load in progress(_shards(dataset, shard_rows)):
         target = output / f"data-{start:07d}.parquet"
         if skip_existing and target.exists():
-            report.skipped += stop - start
+            report.skipped += rows
             continue
 
         def restore_batch(batch: dict[str, list[Any]], indices: list[int], first: int = start) -> dict[str, list[Any]]:
@@ -144,13 +146,32 @@ def restore_to_parquet(
                     report.failed.append((index, one_line(err)))
             return {**batch, column: cells}
 
-        shard = dataset.select(range(start, stop)).map(
+        shard = load().map(
             restore_batch, batched=True, batch_size=16, with_indices=True, features=features, keep_in_memory=True
         )
         partial = target.with_name(f".{target.name}.partial")
         shard.to_parquet(str(partial))
         os.replace(partial, target)
     return report
+
+
+def _shards(dataset: Any, shard_rows: int) -> Iterator[tuple[int, int, Callable[[], Any]]]:
+    """``(first row, rows, load)`` for each shard: ``load()`` gives the shard as a ``datasets.Dataset``. A downloaded
+    dataset is sliced (a skipped shard is never read); a streaming one is read in order, a shard at a time."""
+    import datasets
+
+    if isinstance(dataset, datasets.Dataset):
+        total = len(dataset)
+        for start in range(0, total, shard_rows):
+            stop = min(start + shard_rows, total)
+            yield start, stop - start, functools.partial(dataset.select, range(start, stop))
+        return
+    rows = iter(dataset)
+    for start in itertools.count(0, shard_rows):
+        chunk = list(itertools.islice(rows, shard_rows))
+        if not chunk:
+            return
+        yield start, len(chunk), functools.partial(datasets.Dataset.from_list, chunk, features=dataset.features)
 
 
 def _save_plain(image: Image.Image, target: Path) -> None:

@@ -125,3 +125,37 @@ def test_inputs_or_a_dataset_are_needed(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 1 and "give at least one INPUT" in stderr
     code, _, stderr = run(capsys, str(tmp_path), "-o", str(tmp_path / "out"), "--to-parquet")
     assert code == 1 and "--to-parquet writes a dataset: it needs --hf" in stderr
+
+
+def test_streaming_gives_the_same_outputs(
+    folder: Path, tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--streaming` reads rows as they arrive (a `datasets.IterableDataset`): the same files, the same parquet."""
+    base = ["--hf", "imagefolder", "--data-dir", str(folder), "--model", str(model_dir), "--dtype", "fp32"]
+    for label, extra in (("files", []), ("parquet", ["--to-parquet", "--shard-rows", "2"])):
+        downloaded, streamed = tmp_path / f"downloaded-{label}", tmp_path / f"streamed-{label}"
+        assert run(capsys, *base, *extra, "-o", str(downloaded))[0] == 0
+        code, stdout, _ = run(capsys, *base, *extra, "-o", str(streamed), "--streaming")
+        assert code == 0 and "restored 3 of 3" in stdout, stdout
+        names = sorted(p.name for p in downloaded.iterdir())
+        assert names == sorted(p.name for p in streamed.iterdir())
+        if not extra:
+            for name in names:
+                assert (downloaded / name).read_bytes() == (streamed / name).read_bytes()
+        else:
+            a = datasets.load_dataset("parquet", data_dir=str(downloaded), split="train")
+            b = datasets.load_dataset("parquet", data_dir=str(streamed), split="train")
+            assert a["caption"] == b["caption"] == ["first", "second", "third"]
+            for x, y in zip(a, b, strict=True):
+                np.testing.assert_array_equal(np.asarray(x["image"]), np.asarray(y["image"]))
+    # a killed streaming run resumes: the remaining shard is restored, the finished one kept
+    streamed = tmp_path / "streamed-parquet"
+    (streamed / "data-0000002.parquet").unlink()
+    kept = (streamed / "data-0000000.parquet").stat().st_mtime_ns
+    code, stdout, _ = run(
+        capsys, *base, "--to-parquet", "--shard-rows", "2", "-o", str(streamed), "--streaming", "--skip-existing"
+    )
+    assert code == 0 and "restored 1 of 3" in stdout and "2 skipped" in stdout, stdout
+    assert (streamed / "data-0000000.parquet").stat().st_mtime_ns == kept
+    code, _, stderr = run(capsys, *base, "-o", str(tmp_path / "x"), "--streaming", "--devices", "2")
+    assert code == 1 and "--devices needs a downloaded dataset" in stderr
