@@ -125,30 +125,31 @@ def restore_to_parquet(
     output.mkdir(parents=True, exist_ok=True)
     features = dataset.features.copy()
     features[column] = datasets.Image()
+
+    def restore_batch(batch: dict[str, list[Any]], indices: list[int], first: int) -> dict[str, list[Any]]:
+        cells: list[dict[str, Any] | None] = []
+        for offset, cell in zip(indices, batch[column], strict=True):
+            index = first + offset
+            try:
+                restored = model.restore(decode(cell), options=options)
+                buffer = io.BytesIO()
+                restored.save(buffer, format="PNG")
+                cells.append({"bytes": buffer.getvalue(), "path": image_name(index, cell) + ".png"})
+                report.done += 1
+            except (DcicnnError, OSError, ValueError, Image.DecompressionBombError) as err:
+                cells.append(None)
+                report.failed.append((index, one_line(err)))
+        return {**batch, column: cells}
+
     for start, rows, load in progress(_shards(dataset, shard_rows)):
         target = output / f"data-{start:07d}.parquet"
         if skip_existing and target.exists():
             report.skipped += rows
             continue
-
-        def restore_batch(batch: dict[str, list[Any]], indices: list[int], first: int = start) -> dict[str, list[Any]]:
-            cells: list[dict[str, Any] | None] = []
-            for offset, cell in zip(indices, batch[column], strict=True):
-                index = first + offset
-                try:
-                    restored = model.restore(decode(cell), options=options)
-                    buffer = io.BytesIO()
-                    restored.save(buffer, format="PNG")
-                    cells.append({"bytes": buffer.getvalue(), "path": image_name(index, cell) + ".png"})
-                    report.done += 1
-                except (DcicnnError, OSError, ValueError, Image.DecompressionBombError) as err:
-                    cells.append(None)
-                    report.failed.append((index, one_line(err)))
-            return {**batch, column: cells}
-
         shard = load().map(
-            restore_batch, batched=True, batch_size=16, with_indices=True, features=features, keep_in_memory=True
-        )
+            restore_batch, batched=True, batch_size=16, with_indices=True, fn_kwargs={"first": start},
+            features=features, keep_in_memory=True,
+        )  # fmt: skip
         partial = target.with_name(f".{target.name}.partial")
         shard.to_parquet(str(partial))
         os.replace(partial, target)
