@@ -6,6 +6,7 @@ import argparse
 import glob
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from dcicnn.options import RestoreOptions
 from dcicnn_cli.options import add_inference_arguments, check_device_dtype, inference_options
 
 if TYPE_CHECKING:  # torch is imported when a model is loaded, not for `--help`
+    from dcicnn.distributed_restore import RestoreJob
     from dcicnn.model import DCICNN
 
 FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tif", "bmp": ".bmp"}
@@ -327,8 +329,8 @@ def run_dataset(args: argparse.Namespace, options: RestoreOptions) -> int:
 def run_distributed(
     args: argparse.Namespace,
     model: DCICNN,
-    jobs: list[Any],
-    process: Any,
+    jobs: list[RestoreJob],
+    process: Callable[[RestoreJob, DCICNN], None],
     total: int,
     failed_before: int,
 ) -> int:
