@@ -48,7 +48,7 @@ class PageResult(NamedTuple):
 
     before: Image.Image  # the upload as restore() sees it (EXIF orientation applied), 8 bits per channel
     after: Image.Image  # the result, 8 bits per channel
-    png: Path  # the result as saved (16 bits per channel for a 16-bit upload)
+    png: Path  # the result as saved: PNG (16 bits per channel for a 16-bit upload), TIFF for float pixels
     summary: str  # Markdown
 
 
@@ -98,15 +98,16 @@ class PageRestorer:
             raise InvalidArgumentError("drop an image file first")
         source = Path(upload)
         options = self.request_options(strength, jpeg, quality)
+        with open_image(source, self.max_pixels) as image:
+            file_quality = file_jpeg_quality(image)
+            before = for_display(image)
+            floating = image.mode == "F"  # float pixels: only TIFF holds them
         outdir = Path(tempfile.mkdtemp(prefix="restore-", dir=self.workdir))
-        target = outdir / f"{source.stem}-restored.png"
+        target = outdir / f"{source.stem}-restored{'.tif' if floating else '.png'}"
         notes: list[str] = []
         start = time.perf_counter()
         restore_file(self.model, source, target, options, max_pixels=self.max_pixels, note=notes.append)
         seconds = time.perf_counter() - start
-        with open_image(source, self.max_pixels) as image:
-            file_quality = file_jpeg_quality(image)
-            before = for_display(image)
         with Image.open(target) as saved:
             after = for_display(saved)
         lines = [f"**{source.name}**, {before.width} x {before.height}: restored in {seconds:.1f} s."]

@@ -281,3 +281,19 @@ def test_screenshot_in_readme_exists() -> None:
     assert "docs/web-page.png" in readme and (REPO_ROOT / "docs" / "web-page.png").is_file()
     with Image.open(io.BytesIO((REPO_ROOT / "docs" / "web-page.png").read_bytes())) as shot:
         assert shot.width >= 800
+
+
+def test_float_and_sixteen_bit_uploads_keep_their_depth(tmp_path: Path) -> None:
+    model = DCICNN(width=8, depth=3)
+    rng = np.random.default_rng(0)
+    wide = tmp_path / "wide.png"
+    Image.fromarray(rng.integers(0, 65536, size=(24, 32), dtype=np.uint16)).save(wide)
+    result = PageRestorer(model, tmp_path)(str(wide))
+    with Image.open(result.png) as saved:
+        assert saved.mode.startswith("I") and result.png.suffix == ".png"
+    floating = tmp_path / "float.tif"
+    Image.fromarray(rng.random((24, 32), dtype=np.float32), mode="F").save(floating)
+    result = PageRestorer(model, tmp_path)(str(floating))
+    with Image.open(result.png) as saved:
+        assert saved.mode == "F" and result.png.suffix == ".tif"
+    assert result.after.mode == "L"
