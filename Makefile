@@ -14,6 +14,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# spandrel (tests/test_spandrel_export.py) without torchvision: the registry's torchvision is a CUDA build
+	$(BIN)/python -m pip install --quiet --no-deps spandrel==0.4.2
 	touch $@
 
 demo: setup
