@@ -13,7 +13,7 @@
 #
 # Environment: OUT (required), DRY_RUN=1, RECIPE (v3, the default: configs/v3.yaml, the conditioned network of
 # issue 12; v3-wide: the same recipe on the pixel-unshuffled network of configs/v3-wide.yaml, warm-started from its
-# 8-minute H200 run in docs/results/gpu-h200-wide, which was still improving when it stopped; blind:
+# 8-minute H200 run in docs/results/gpu-h200-wide (a 2-minute continuation gained 0.02 dB: it levels off); blind:
 # configs/blind.yaml + blind-gpu.yaml, the H100 run's), TRAIN_TIME (DD:HH:MM:SS, default 00:00:04:00), INIT_FROM
 # (weights to warm-start from, default the bundled default, which a conditioned network widens with zero weights for
 # its condition inputs; "none" trains from scratch), DATA (default .device/data, else ../shared/data), PYTHON
