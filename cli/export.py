@@ -102,8 +102,8 @@ def run_spandrel(model: Any, args: argparse.Namespace) -> int:
             "this model is told the damage it faces: pass --jpeg-quality Q (the JPEGs it will restore) or none "
             "(blind to JPEG), and optionally --noise-sigma S, to fold into the weights"
         )
-    if not model.conditions and args.jpeg_quality is not None:
-        raise InvalidArgumentError("--jpeg-quality is for a conditioned model; this one is blind")
+    if not model.conditions and (args.jpeg_quality is not None or args.noise_sigma != 0):
+        raise InvalidArgumentError("--jpeg-quality and --noise-sigma are for a conditioned model; this one is blind")
     # the fold's border error is measured on the bundled sample photo, compressed at that quality
     sample = importlib.resources.files("dcicnn").joinpath("assets").joinpath("sample.png")
     with sample.open("rb") as file, Image.open(file) as image:

@@ -173,3 +173,7 @@ def test_cli_conditioned_model_needs_a_quality(tmp_path: Path, capsys: Any) -> N
                  "none"])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0 and target.is_file() and "JPEG withheld" in out and "dB from the conditioned network" in out
+    DCICNN(width=8, depth=8).save_pretrained(tmp_path / "blind")
+    assert main(["export", str(tmp_path / "blind"), "--format", "spandrel", "-o", str(tmp_path / "b.pth"),
+                 "--noise-sigma", "5"]) == 1  # fmt: skip
+    assert "are for a conditioned model" in capsys.readouterr().err and not (tmp_path / "b.pth").exists()
