@@ -401,6 +401,12 @@ def test_configs_compose(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
     network = wide["model"]["network"]["init_args"]
     assert (network["downscale"], network["width"], network["depth"]) == (2, 96, 12)
     assert wide["model"]["init_from"] is None and wide["model"]["weight_init"] == "he"
+    deep = print_config(
+        capsys, "--config", "configs/default.yaml", "--config", "configs/v3.yaml", "--config", "configs/v3-deep.yaml"
+    )
+    network = deep["model"]["network"]["init_args"]
+    assert (network["depth"], network["width"], network["batch_norm"], network["downscale"]) == (17, 64, True, 1)
+    assert deep["model"]["init_from"] is None and network["conditions"] == ["jpeg", "noise"]
     ema = print_config(
         capsys, "--config", "configs/default.yaml", "--config", "configs/v3.yaml", "--config", "configs/ema.yaml"
     )
