@@ -23,12 +23,8 @@ from PIL import Image
 
 from dcicnn import DCICNN
 from dcicnn.conditions import condition_vector
+from dcicnn.evaluation import psnr
 from dcicnn.spandrel_export import fold_condition
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def run_folded(network: DCICNN, pixels: np.ndarray) -> np.ndarray:

@@ -32,16 +32,21 @@ def add_parser(sub: Any) -> None:
     parser.set_defaults(run=run)
 
 
+def sample_photo(mode: str = "RGB") -> Image.Image:
+    """The bundled sample photo (a 384 x 256 crop of Kodak image 23), decoded, in ``mode``."""
+    with (
+        importlib.resources.files("dcicnn").joinpath("assets").joinpath(SAMPLE).open("rb") as file,
+        Image.open(file) as sample,
+    ):
+        return sample.convert(mode)
+
+
 def run(args: argparse.Namespace) -> int:
     from dcicnn.evaluation import psnr
 
     if not 1 <= args.quality <= 95:
         raise InvalidArgumentError(f"--quality must be in 1..95, got {args.quality}")
-    with (
-        importlib.resources.files("dcicnn").joinpath("assets").joinpath(SAMPLE).open("rb") as file,
-        Image.open(file) as sample,
-    ):
-        clean = sample.convert("RGB")
+    clean = sample_photo()
     degraded = Image.fromarray(jpeg(image_to_uint8(clean), args.quality))
     model = load_model_source(args.model, None)
     label = args.model or "bundled default weights (dcicnn/pretrained/default)"

@@ -47,15 +47,18 @@ EXTENSIONS = {
 
 
 def jpeg_quality_argument(value: str | None) -> int | None:
-    """``--jpeg-quality``: an int 1..100 or ``none``."""
-    if value is None or value.lower() == "none":
-        return None
+    """``--jpeg-quality``: an int 1..100 or ``none``, read as ``restore --jpeg-quality`` reads it, less ``auto``
+    (weights are exported at one quality, not at each image's)."""
+    from dcicnn.options import parse_jpeg_quality
+
+    message = f"--jpeg-quality must be 1..100 or none, got {value!r}"
     try:
-        quality = int(value)
-    except ValueError:
-        raise InvalidArgumentError(f"--jpeg-quality must be 1..100 or none, got {value!r}") from None
-    if not 1 <= quality <= 100:
-        raise InvalidArgumentError(f"--jpeg-quality must be 1..100 or none, got {value!r}")
+        quality = parse_jpeg_quality(value)
+    except InvalidArgumentError:
+        raise InvalidArgumentError(message) from None
+    if quality == "auto":
+        raise InvalidArgumentError(message)
+    assert quality is None or isinstance(quality, int)
     return quality
 
 
@@ -86,14 +89,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_spandrel(model: Any, args: argparse.Namespace) -> int:
-    import importlib.resources
-
     import numpy as np
     import torch
-    from PIL import Image
 
     from dcicnn.degradations import jpeg
     from dcicnn.spandrel_export import check_expressible, export_spandrel
+    from dcicnn_cli.demo import sample_photo
 
     check_expressible(model)
     quality = jpeg_quality_argument(args.jpeg_quality)
@@ -105,9 +106,7 @@ def run_spandrel(model: Any, args: argparse.Namespace) -> int:
     if not model.conditions and (args.jpeg_quality is not None or args.noise_sigma != 0):
         raise InvalidArgumentError("--jpeg-quality and --noise-sigma are for a conditioned model; this one is blind")
     # the fold's border error is measured on the bundled sample photo, compressed at that quality
-    sample = importlib.resources.files("dcicnn").joinpath("assets").joinpath("sample.png")
-    with sample.open("rb") as file, Image.open(file) as image:
-        pixels = np.asarray(image.convert("L" if model.in_channels == 1 else "RGB"))
+    pixels = np.asarray(sample_photo("L" if model.in_channels == 1 else "RGB"))
     probe_pixels = jpeg(pixels, quality) if quality is not None and quality < 100 else pixels
     probe = torch.from_numpy(np.array(probe_pixels)).float().div(255)
     probe = probe[None] if probe.ndim == 2 else probe.permute(2, 0, 1)
