@@ -53,6 +53,13 @@ def load(model: str | None) -> DCICNN:
     return (DCICNN.from_pretrained(model) if model else DCICNN()).eval()
 
 
+def describe(network: DCICNN) -> str:
+    """The network's shape in a few words, e.g. ``width-64 depth-8 downscale-1`` or ``unet width-32 scales-3``."""
+    if network.arch == "unet":
+        return f"unet width-{network.width} scales-{network.scales} blocks-{network.blocks}"
+    return f"width-{network.width} depth-{network.depth} downscale-{network.downscale}"
+
+
 def run_case(
     megapixels: float,
     mode: str,
@@ -122,9 +129,8 @@ def main() -> None:
     network = load(args.model)
     print(
         f"device: {args.device} ({cpu}); torch {torch.__version__}, {torch.get_num_threads()} threads; tile "
-        f"{args.tile}, batch {args.batch_size}; {args.model or 'untrained'}: width-{network.width} "
-        f"depth-{network.depth} downscale-{network.downscale} DCI-CNN, "
-        f"{network.flops_per_pixel / 1e6:.3f} MFLOP/pixel"
+        f"{args.tile}, batch {args.batch_size}; {args.model or 'untrained'}: {describe(network)} DCI-CNN, "
+        f"{network.flops_per_pixel / 1e6:.3f} MFLOP/pixel, tile overlap {network.receptive_radius}"
     )
     print("matmul 4096^3: " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in reference.items()) + "\n")
     cuda = args.device.startswith("cuda")

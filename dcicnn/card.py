@@ -51,9 +51,12 @@ def render_model_card(
         reproduce: shell commands that reproduce the training and the evaluation.
         summary: one paragraph under the title.
     """
-    name = model_name or (
-        f"dcicnn-w{config.get('width')}-d{config.get('depth')}{'' if config.get('batch_norm', True) else '-nobn'}"
-    )
+    if config.get("arch") == "unet":
+        default_name = f"dcicnn-unet-w{config.get('width')}-s{config.get('scales')}-b{config.get('blocks')}"
+    else:
+        bn = "" if config.get("batch_norm", True) else "-nobn"
+        default_name = f"dcicnn-w{config.get('width')}-d{config.get('depth')}{bn}"
+    name = model_name or default_name
     data = ModelCardData(**card_data.to_dict())
     data.model_name = name
     if datasets:

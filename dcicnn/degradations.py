@@ -243,10 +243,14 @@ def PillowJPEG(quality_range: tuple[int, int], p: float) -> A.ImageOnlyTransform
     return _albumentations_transforms()[1](quality_range=quality_range, p=p)
 
 
+#: The names albumentations records for the JPEG stages of ``Degradation.build`` (either codec).
+JPEG_STAGES = ("Pillow", "ImageCompression")
+
+
 def applied_jpeg_quality(applied: list[tuple[str, dict[str, object]]]) -> int | None:
-    """The quality of the Pillow JPEG stage among a pipeline's applied transforms, if one ran."""
+    """The quality of the JPEG stage (Pillow or OpenCV) among a pipeline's applied transforms, if one ran."""
     for name, params in applied:
-        if name == "Pillow" and "quality" in params:
+        if name in JPEG_STAGES and "quality" in params:
             return int(params["quality"])  # type: ignore[call-overload]  # an int, set by get_params above
     return None
 

@@ -19,11 +19,15 @@ produces the image: 8 convolutions, 7 BatchNorm layers, 7 ReLUs. Where the paper
 * ``dilation`` (off by default, i.e. the paper's stride-1 padding-1 convolutions) optionally spaces the 3x3 taps of
   each convolution apart, as IRCNN (Zhang et al., 2017) does: same parameters and FLOPs, a wider receptive field
   (for example 1-2-3-4-4-3-2-1 over 8 layers sees 41x41 pixels instead of 17x17).
+* ``arch="unet"`` replaces the plain stack by the family's multi-scale member (``dcicnn.nn.UNet``: residual blocks at
+  ``scales`` resolutions, no BatchNorm), which sees far more context for a similar cost per pixel. It takes the same
+  conditions, is residual or direct the same way, and is saved, loaded, tiled and exported like the plain network.
 """
 
 from __future__ import annotations
 
 import copy
+from typing import Literal
 
 import torch
 from torch import nn
@@ -35,12 +39,14 @@ from dcicnn import inference
 from dcicnn.errors import InvalidArgumentError
 from dcicnn.hub import HubMixin
 from dcicnn.inference import ImageLike
+from dcicnn.nn import PlainNet, UNet
 from dcicnn.options import RestoreOptions
 from dcicnn.spec import ModelSpec
 
 __all__ = ["DCICNN"]
 
 _DEFAULTS = RestoreOptions()
+Arch = Literal["plain", "unet"]
 
 
 class DCICNN(
@@ -51,20 +57,26 @@ class DCICNN(
     license="mit",
     tags=["image-restoration", "jpeg-artifact-removal", "denoising", "deblurring", "dcicnn"],
 ):
-    """Plain CNN image restorer (conv-BN-ReLU stack) that maps a degraded image in [0, 1] to a restored one.
+    """CNN image restorer that maps a degraded image in [0, 1] to a restored one: the paper's plain conv-BN-ReLU
+    stack (``arch="plain"``, the default) or the family's multi-scale U-Net (``arch="unet"``).
 
     Args:
         in_channels: 3 for RGB, 1 for grayscale. The output has the same number of channels.
-        width: number of feature channels of the hidden layers.
-        depth: number of convolution layers (the paper: 8). The receptive field is ``2 * depth + 1`` pixels undilated.
+        width: number of feature channels of the hidden layers (the U-Net's at full resolution, doubling per scale).
+        depth: number of convolution layers of the plain network (the paper: 8). Its receptive field is
+            ``2 * depth + 1`` pixels undilated. The U-Net's size is set by ``scales`` and ``blocks`` instead.
         residual: predict the correction and subtract it from the input (DnCNN style) instead of the image.
-        batch_norm: BatchNorm after each hidden convolution, as in the paper.
+        batch_norm: BatchNorm after each hidden convolution of the plain network, as in the paper; ``None`` (default):
+            the architecture's own choice, on for the plain network, off for the U-Net (which has none).
         dilation: one dilation per convolution (``depth`` values, padding equal to the dilation so the size is kept);
             ``None`` means 1 everywhere, the paper's network. The receptive field is ``1 + 2 * sum(dilation)``.
         conditions: what the network is told about the damage, as extra constant input channels: ``"jpeg"`` and/or
             ``"noise"`` (see ``dcicnn.conditions``); ``None``: blind.
         downscale: run the convolutions at 1/``downscale`` resolution on pixel-unshuffled images (1: off, the
             paper). The receptive radius becomes ``downscale * (depth + 1) - 1`` pixels undilated.
+        arch: ``"plain"`` (the paper's stack) or ``"unet"`` (``dcicnn.nn.UNet``).
+        scales: the U-Net's resolutions (2 to 5); its tiles align to ``2**(scales - 1)`` pixels.
+        blocks: the U-Net's residual blocks per scale on each side.
     """
 
     def __init__(
@@ -73,18 +85,41 @@ class DCICNN(
         width: int = 64,
         depth: int = 8,
         residual: bool = True,
-        batch_norm: bool = True,
+        batch_norm: bool | None = None,
         dilation: list[int] | None = None,
         conditions: list[str] | None = None,
         downscale: int = 1,
+        arch: Arch = "plain",
+        scales: int = 3,
+        blocks: int = 2,
     ) -> None:
         super().__init__()
         _check_int("in_channels", in_channels, allowed=(1, 3))
         _check_int("width", width, minimum=1)
         _check_int("depth", depth, minimum=2)
         _check_bool("residual", residual)
-        _check_bool("batch_norm", batch_norm)
+        if batch_norm is not None:
+            _check_bool("batch_norm", batch_norm)
         _check_int("downscale", downscale, allowed=(1, 2, 3, 4))
+        if arch not in ("plain", "unet"):
+            raise InvalidArgumentError(f"arch must be 'plain' or 'unet', got {arch!r}")
+        _check_int("scales", scales, minimum=2)
+        _check_int("blocks", blocks, minimum=1)
+        if scales > 5:
+            raise InvalidArgumentError(f"scales must be at most 5, got {scales}")
+        if arch == "unet":
+            plain_only = {
+                "depth": depth != 8,
+                "batch_norm": bool(batch_norm),
+                "dilation": dilation is not None,
+                "downscale": downscale != 1,
+            }
+            given = [name for name, set_ in plain_only.items() if set_]
+            if given:
+                raise InvalidArgumentError(
+                    f"{', '.join(given)} apply to the plain network only; the U-Net's size is set by width, scales "
+                    "and blocks, and it has no BatchNorm"
+                )
         if dilation is not None:
             dilation = list(dilation)
             if len(dilation) != depth:
@@ -95,23 +130,22 @@ class DCICNN(
         self.width = width
         self.depth = depth
         self.residual = residual
-        self.batch_norm = batch_norm
+        self.arch: Arch = arch
+        self.batch_norm = (arch == "plain") if batch_norm is None else batch_norm
+        config = getattr(self, "_hub_mixin_config", None)
+        if isinstance(config, dict):  # saved explicitly, so a config.json says what the network is
+            config["batch_norm"] = self.batch_norm
         self.dilation = dilation
         self.conditions = list(cond.check_conditions(conditions or []))
         self.downscale = downscale
-        dilations = dilation or [1] * depth
-
-        layers: list[nn.Module] = []
+        self.scales = scales
+        self.blocks = blocks
         channels = self._image_channels + cond.channel_count(self.conditions)
-        for d in dilations[:-1]:
-            layers.append(nn.Conv2d(channels, width, 3, stride=1, padding=d, dilation=d, bias=not batch_norm))
-            if batch_norm:
-                layers.append(nn.BatchNorm2d(width))
-            layers.append(nn.ReLU(inplace=True))
-            channels = width
-        d = dilations[-1]
-        layers.append(nn.Conv2d(width, self._image_channels, 3, stride=1, padding=d, dilation=d, bias=True))
-        self.body = nn.Sequential(*layers)
+        self.body: PlainNet | UNet
+        if arch == "unet":
+            self.body = UNet(channels, self._image_channels, width, scales, blocks)
+        else:
+            self.body = PlainNet(channels, self._image_channels, width, dilation or [1] * depth, self.batch_norm)
 
     @property
     def _image_channels(self) -> int:
@@ -138,8 +172,12 @@ class DCICNN(
     @property
     def receptive_radius(self) -> int:
         """Pixels of context needed on each side; a tile overlap of at least this gives seamless tiling."""
-        low_res = sum(self.dilation) if self.dilation else self.depth
-        return self.downscale * (low_res + 1) - 1
+        return self.downscale * (self.body.receptive_radius + 1) - 1
+
+    @property
+    def alignment(self) -> int:
+        """Tiles start on multiples of this many pixels (the unshuffle factor, or the U-Net's lowest scale)."""
+        return self.body.alignment if isinstance(self.body, UNet) else self.downscale
 
     @property
     def spec(self) -> ModelSpec:
@@ -151,18 +189,17 @@ class DCICNN(
             flops_per_pixel=self.flops_per_pixel,
             scale=self.scale,
             conditions=tuple(self.conditions),
-            alignment=self.downscale,
+            alignment=self.alignment,
         )
 
     @property
     def flops_per_pixel(self) -> int:
         """Multiply-adds x 2 per output pixel of the convolutions (BatchNorm folds away at inference); with
         ``downscale`` the convolutions run on one pixel in ``downscale**2``."""
-        macs = 9 * (
-            (self._image_channels + cond.channel_count(self.conditions)) * self.width
-            + (self.depth - 2) * self.width**2
-            + self.width * self._image_channels
-        )
+        channels = self._image_channels + cond.channel_count(self.conditions)
+        if isinstance(self.body, UNet):
+            return round(2 * UNet.macs_per_pixel(channels, self._image_channels, self.width, self.scales, self.blocks))
+        macs = PlainNet.macs_per_pixel(channels, self._image_channels, self.width, self.depth)
         return 2 * macs // self.downscale**2
 
     # ----------------------------------------------------------------------------------------------------------------
@@ -291,7 +328,7 @@ class DCICNN(
             raise InvalidArgumentError(
                 f"cannot warm-start: the source takes conditions {missing} this network does not"
             )
-        key = "body.0.weight"
+        key = "body.head.weight" if self.arch == "unet" else "body.0.weight"
         old = state[key]
         image = self._image_channels
         new = torch.zeros(old.shape[0], image + cond.channel_count(self.conditions), *old.shape[2:])
@@ -324,10 +361,14 @@ class DCICNN(
             dilation=self.dilation,
             conditions=self.conditions or None,
             downscale=self.downscale,
+            arch=self.arch,
+            scales=self.scales,
+            blocks=self.blocks,
         )
         if not self.batch_norm:
             fused.load_state_dict(self.state_dict())
             return fused.eval()
+        assert isinstance(self.body, PlainNet) and isinstance(fused.body, PlainNet)  # only the plain one has any
         src = list(self.body)
         convs: list[nn.Conv2d] = []
         for i, layer in enumerate(src):

@@ -49,6 +49,11 @@ class SpandrelExport(NamedTuple):
 
 def check_expressible(model: DCICNN) -> None:
     """Raise ``InvalidArgumentError`` (one line) if spandrel's DnCNN cannot represent ``model``."""
+    if model.arch == "unet":
+        raise InvalidArgumentError(
+            "spandrel cannot load the multi-scale U-Net (arch='unet'): its DnCNN is a plain stack, and its DRUNet has "
+            "four scales, no biases and no residual output; export it as onnx or torchscript"
+        )
     reasons = []
     if model.dilation is not None and any(d != 1 for d in model.dilation):
         reasons.append("dilated convolutions")

@@ -25,13 +25,24 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "conditioned": {"conditions": ["jpeg", "noise"]},  # told the JPEG quality and noise level (issue 12)
     "unshuffled": {"downscale": 2},  # convolutions at half resolution, FFDNet style
     "unshuffled-conditioned": {"downscale": 2, "conditions": ["jpeg", "noise"], "batch_norm": False},
+    "unet": {"arch": "unet", "scales": 3, "blocks": 1},  # the multi-scale member (issue 22)
+    "unet-conditioned": {"arch": "unet", "scales": 2, "blocks": 2, "conditions": ["jpeg", "noise"]},
+    "unet-gray-direct": {"arch": "unet", "scales": 4, "blocks": 1, "in_channels": 1, "residual": False},
 }
 
 
 def variant(name: str, width: int = 8, depth: int = 5, seed: int = 0) -> DCICNN:
-    """A small network of one of ``VARIANTS`` with random weights and non-trivial BatchNorm statistics, in eval mode."""
+    """A small network of one of ``VARIANTS`` with random weights and non-trivial BatchNorm statistics, in eval mode.
+    A U-Net (which has no ``depth``) gets random weights everywhere: a new one starts as the identity."""
     torch.manual_seed(seed)
-    return randomise_batchnorm(DCICNN(width=width, depth=depth, **VARIANTS[name]), seed)
+    settings = VARIANTS[name]
+    if settings.get("arch") == "unet":
+        model = DCICNN(width=width, **settings)
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.normal_(0.0, 0.5 / max(1, parameter[0].numel()) ** 0.5 if parameter.ndim > 1 else 0.05)
+        return model.eval()
+    return randomise_batchnorm(DCICNN(width=width, depth=depth, **settings), seed)
 
 
 def randomise_batchnorm(model: DCICNN, seed: int = 0) -> DCICNN:

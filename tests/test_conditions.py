@@ -239,6 +239,15 @@ def test_training_samples_carry_the_hint_the_policy_makes() -> None:
     assert float(PatchMaker(32, untouched, hints=HintPolicy(0.0, 0))(SAMPLE, seed=0)[2][0]) == NOT_JPEG
 
 
+@pytest.mark.parametrize("codec", ["pillow", "opencv"])
+def test_a_conditioned_network_is_told_the_quality_of_either_jpeg_codec(codec: str) -> None:
+    """The default ``Degradation`` compresses with OpenCV: its samples must carry their quality, not "not a JPEG"."""
+    compressed = Degradation(blur_prob=0, noise_prob=0, jpeg_prob=1, jpeg_quality=(35, 35), jpeg_codec=codec)  # type: ignore[arg-type]
+    damage = PatchMaker(32, compressed, hints=HintPolicy(withhold=0.0, jitter=0))(SAMPLE, seed=1)[2]
+    assert float(damage[0]) == 35.0
+    assert Degradation().jpeg_codec == "opencv"
+
+
 def test_pillow_jpeg_in_training_equals_the_protocols_jpeg() -> None:
     compressed = Degradation(blur_prob=0, noise_prob=0, jpeg_prob=1, jpeg_quality=(35, 35), jpeg_codec="pillow")
     degraded, clean, _ = PatchMaker(48, compressed, augment=False)(SAMPLE, seed=3)

@@ -19,7 +19,7 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_DATA / "bsds500").is_dir(), reason="needs ../shared/data (BSDS500, McMaster)")
-@pytest.mark.parametrize("recipe", ["v3", "v3-wide", "v3-deep"])
+@pytest.mark.parametrize("recipe", ["v3", "v3-wide", "v3-deep", "v4"])
 def test_dry_run_trains_exports_and_benchmarks(tmp_path: Path, recipe: str) -> None:
     out = tmp_path / "out"
     env = {
@@ -38,8 +38,11 @@ def test_dry_run_trains_exports_and_benchmarks(tmp_path: Path, recipe: str) -> N
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     # loadable weights in Hub layout, with a card
     model = DCICNN.from_pretrained(out / "hub")
-    shape = {"v3": (64, 8, 1, False), "v3-wide": (96, 12, 2, True), "v3-deep": (64, 17, 1, True)}[recipe]
-    assert (model.width, model.depth, model.downscale, model.batch_norm) == shape
+    shape = {"v3": (64, 8, 1, False), "v3-wide": (96, 12, 2, True), "v3-deep": (64, 17, 1, True)}.get(recipe)
+    if recipe == "v4":
+        assert (model.arch, model.width, model.scales, model.blocks, model.batch_norm) == ("unet", 32, 3, 2, False)
+    else:
+        assert (model.arch, model.width, model.depth, model.downscale, model.batch_norm) == ("plain", *shape)
     assert model.conditions == ("jpeg", "noise") or list(model.conditions) == ["jpeg", "noise"]
     assert "McMaster" in (out / "hub" / "README.md").read_text()
     # the run's metrics (validated at least once: when the timer stopped it) and its merged config
@@ -47,7 +50,7 @@ def test_dry_run_trains_exports_and_benchmarks(tmp_path: Path, recipe: str) -> N
     assert any(row.get("val/psnr") for row in rows) and any(row.get("speed/megapixels_per_s") for row in rows)
     config = (out / "config.yaml").read_text()
     assert "max_time: 00:00:00:12" in config
-    if recipe == "v3-deep":  # from scratch: gpu.yaml's rate
+    if recipe in ("v3-deep", "v4"):  # from scratch: gpu.yaml's rate
         assert "lr: 0.001" in config and "init_from: null" in config
     else:  # warm starts (v3 from the bundled default, v3-wide from its H200 run) at the lower rate
         start = "dcicnn/pretrained/default" if recipe == "v3" else "docs/results/gpu-h200-wide"

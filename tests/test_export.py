@@ -82,3 +82,14 @@ def test_saved_weights_have_normal_permissions(tmp_path: Path) -> None:
     for name in ("config.json", "model.safetensors", "README.md"):
         assert (tmp_path / "m" / name).stat().st_mode & 0o777 == 0o666 & ~current_umask(), name
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["README.md", "config.json", "model.safetensors"]
+
+
+@pytest.mark.parametrize("name", ["unet", "unet-conditioned"])
+def test_torchscript_of_a_unet_matches_pytorch_at_sides_off_its_grid(tmp_path: Path, name: str) -> None:
+    model = variant(name)
+    loaded = torch.jit.load(str(export_torchscript(model, tmp_path / "model.pt")))
+    x = torch.rand(2, 3, 45, 70)  # neither side a multiple of the U-Net's 4-pixel blocks: padded and cropped back
+    condition = torch.rand(2, channel_count(model.conditions)) if model.conditions else None
+    args = (x,) if condition is None else (x, condition)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(*args), model(*args), atol=1e-5, rtol=0)

@@ -109,7 +109,8 @@ def test_fused_equals_unfused(name: str) -> None:
     model = variant(name, width=16, depth=8 if name != "dilated" else 5)
     batchnorms = count(model, nn.BatchNorm2d)
     fused = model.fuse_batchnorm()
-    assert count(fused, nn.BatchNorm2d) == 0 and count(fused, nn.Conv2d) == model.depth
+    assert count(fused, nn.BatchNorm2d) == 0 and count(fused, nn.Conv2d) == count(model, nn.Conv2d)
+    assert model.arch == "unet" or count(fused, nn.Conv2d) == model.depth
     assert not fused.training and fused.batch_norm is False and fused.residual is model.residual
     assert fused.dilation == model.dilation
     x = torch.rand(2, model.in_channels, 31, 45)
@@ -132,9 +133,12 @@ def test_every_variant_round_trips_through_save_and_load(name: str, tmp_path: Pa
 @pytest.mark.parametrize("name", VARIANTS)
 def test_every_variant_restores_tiled_as_whole(name: str) -> None:
     model = variant(name)
-    image = torch.rand(model.in_channels, 45, 38, generator=torch.Generator().manual_seed(1))
-    whole = model.restore(image, tile=64, dtype="fp32")
-    tiled = model.restore(image, tile=20, batch_size=3, dtype="fp32")
+    radius, align = model.receptive_radius, model.spec.alignment
+    smallest = (2 * -(-radius // align) + 2) * align  # restore's least tile for this overlap and alignment
+    height, width = max(45, 2 * smallest + 13), max(38, smallest + 27)  # odd sides: the U-Net pads them
+    image = torch.rand(model.in_channels, height, width, generator=torch.Generator().manual_seed(1))
+    whole = model.restore(image, tile=4096, dtype="fp32")
+    tiled = model.restore(image, tile=max(20, smallest), batch_size=3, dtype="fp32")
     torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=0)
 
 
@@ -175,3 +179,61 @@ def test_tiles_align_to_the_network_blocks() -> None:
     assert bool((covered == 1).all())
     with pytest.raises(ValueError, match="blocks of 4"):
         plan_tiles(99, 64, 40, 9, align=4)
+
+
+@pytest.mark.parametrize(("scales", "blocks"), [(2, 1), (3, 2), (4, 1)])
+def test_the_unet_radius_is_exact_and_bounds_its_context(scales: int, blocks: int) -> None:
+    """Poking one input pixel changes outputs at most ``receptive_radius`` away, and at some offset exactly that far
+    (over output pixels at every phase of the lowest scale's grid)."""
+    model = DCICNN(arch="unet", width=4, scales=scales, blocks=blocks, residual=False).double().eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_(0.0, 0.3)
+    radius, align = model.receptive_radius, model.alignment
+    side = 2 * radius + 3 * align
+    x = torch.rand(1, 3, side, side, dtype=torch.float64, requires_grad=True)
+    reach = 0
+    for offset in range(align):
+        centre = radius + align + offset
+        x.grad = None
+        model(x)[0, :, centre, centre].sum().backward()
+        assert x.grad is not None
+        rows, cols = torch.nonzero(x.grad[0].abs().sum(dim=0), as_tuple=True)
+        reach = max(reach, int((rows - centre).abs().max()), int((cols - centre).abs().max()))
+    assert reach == radius
+
+
+def test_unet_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="plain network only"):
+        DCICNN(arch="unet", depth=12)
+    with pytest.raises(ValueError, match="plain network only"):
+        DCICNN(arch="unet", batch_norm=True)
+    with pytest.raises(ValueError, match="arch must be"):
+        DCICNN(arch="transformer")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="scales must be"):
+        DCICNN(arch="unet", scales=1)
+    assert DCICNN().batch_norm is True and DCICNN(arch="unet").batch_norm is False
+
+
+def test_a_new_unet_is_the_identity_and_costs_what_it_says() -> None:
+    model = DCICNN(arch="unet", width=32, scales=3, blocks=2, conditions=["jpeg", "noise"]).eval()
+    x = torch.rand(1, 3, 37, 50)
+    with torch.no_grad():
+        assert torch.equal(model(x, torch.rand(1, 3)), x)  # tail at zero: a residual restorer starts as identity
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.rand(1, 3, 64, 64), torch.rand(1, 3))
+    assert abs(counter.get_total_flops() / 64**2 - model.flops_per_pixel) < 0.01 * model.flops_per_pixel
+    assert model.flops_per_pixel < 0.4e6 and model.receptive_radius == 45
+
+
+def test_a_unet_card_describes_the_unet(tmp_path: Path) -> None:
+    DCICNN(arch="unet", width=8, scales=2, blocks=1).save_pretrained(tmp_path / "m")
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "U-Net of 2 scales, 8 channels" in card and "dcicnn-unet-w8-s2-b1" in card
+    assert "BatchNorm ->" not in card and '"batch_norm": false' in (tmp_path / "m" / "config.json").read_text()
+    plain = DCICNN(width=8, depth=3)
+    plain.save_pretrained(tmp_path / "p")
+    assert '"batch_norm": true' in (tmp_path / "p" / "config.json").read_text()
+    assert "-> BatchNorm" in (tmp_path / "p" / "README.md").read_text()

@@ -146,12 +146,13 @@ def test_fold_is_exact_without_padding() -> None:
         ({"downscale": 2}, "pixel-unshuffle"),
         ({"residual": False}, "non-residual"),
         ({"depth": 5}, "5 convolutions"),
+        ({"arch": "unet", "conditions": ["jpeg", "noise"]}, "multi-scale U-Net"),
     ],
 )
 def test_what_spandrel_cannot_express_is_one_line_and_no_file(
     tmp_path: Path, capsys: Any, kwargs: dict[str, Any], reason: str
 ) -> None:
-    settings: dict[str, Any] = {"width": 8, "depth": 8, **kwargs}
+    settings: dict[str, Any] = {"width": 8, **kwargs}
     DCICNN(**settings).save_pretrained(tmp_path / "model")
     target = tmp_path / "out.safetensors"
     assert main(["export", str(tmp_path / "model"), "--format", "spandrel", "-o", str(target)]) == 1
