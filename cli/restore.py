@@ -15,7 +15,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from dcicnn.errors import DcicnnError, InvalidArgumentError, WeightsNotFoundError, one_line
-from dcicnn.file_restore import restore_file, save_options
+from dcicnn.file_restore import output_path, restore_file, save_options
 from dcicnn.imageio import readable_extensions, save_image_atomic
 from dcicnn.options import RestoreOptions
 from dcicnn_cli.options import add_inference_arguments, check_device_dtype, inference_options
@@ -124,8 +124,15 @@ def collect(
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and not p.resolve().is_relative_to(out))
+            every = [p for p in path.rglob("*") if p.is_file()]
+            found = sorted(p for p in every if not p.resolve().is_relative_to(out))
             files = [p for p in found if p.suffix.lower() in extensions]
+            if not files and any(p.suffix.lower() in extensions for p in every):
+                errors.append(
+                    f"{item}: every image in it is under the output folder {output}, whose files are never inputs; "
+                    f"write into another folder (e.g. -o {path.name or 'restored'}-restored)"
+                )
+                continue
             others = [p for p in found if p.suffix.lower() not in extensions and not p.name.startswith(".")]
             if others:  # never skip a file without saying so
                 names = ", ".join(str(p.relative_to(path)) for p in others[:3]) + (", ..." if len(others) > 3 else "")
@@ -163,7 +170,19 @@ def load_model_source(model: str | None, revision: str | None) -> DCICNN:
     return DCICNN.from_pretrained(model, revision=revision)
 
 
+def resolved(job: Job) -> Job:
+    """``job`` with the target its image is really written to: a TIFF for floating-point pixels that the asked-for
+    format cannot hold (``output_path``). An unreadable input keeps its target; restoring it says why."""
+    try:
+        with Image.open(job.source) as image:  # reads the header only
+            mode = image.mode
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return job
+    return Job(job.source, output_path(mode, job.target))
+
+
 def restore_one(model: DCICNN, job: Job, args: argparse.Namespace, options: RestoreOptions, inputs: set[Path]) -> None:
+    """Restore ``job`` (already ``resolved``), never over an input, and over an existing output only if asked."""
     if job.target.resolve() in inputs:
         raise InvalidArgumentError(f"the output {job.target} would overwrite an input")
     if job.target.exists() and not args.overwrite:
@@ -207,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
 
         def process_file(job: RestoreJob, network: DCICNN) -> None:
             assert job.source is not None
-            restore_one(network, Job(job.source, job.target), args, options, inputs)
+            restore_one(network, resolved(Job(job.source, job.target)), args, options, inputs)
 
         todo = [RestoreJob(job.target, source=job.source) for job in jobs]
         return run_distributed(args, model, todo, process_file, len(jobs), len(errors))
@@ -219,8 +238,21 @@ def run(args: argparse.Namespace) -> int:
     inputs = {job.source.resolve() for job in jobs}
     claimed: dict[Path, Path] = {}
     failed, skipped, done = len(errors), 0, 0
+    jobs = [resolved(job) for job in jobs]
+    as_tiff = 0  # floating-point images written as TIFF because the asked-for format cannot hold them
+    remaining = jobs
+    if not args.overwrite and not args.skip_existing:  # outputs of an earlier run: one line, not one per file
+        existing = [job for job in jobs if job.target.exists() and job.target.resolve() not in inputs]
+        if existing:
+            print(
+                f"dcicnn restore: error: {len(existing)} of {len(jobs)} output(s) already exist in {args.output} "
+                f"(e.g. {existing[0].target}); pass --overwrite to replace them, or --skip-existing to keep them",
+                file=sys.stderr,
+            )
+            failed += len(existing)
+            remaining = [job for job in jobs if job not in existing]
     try:
-        for job in tqdm(jobs, desc="restoring", unit="image", disable=None, file=sys.stderr):
+        for job in tqdm(remaining, desc="restoring", unit="image", disable=None, file=sys.stderr):
             try:
                 if job.target in claimed:
                     raise FileExistsError(
@@ -233,6 +265,7 @@ def run(args: argparse.Namespace) -> int:
                     continue
                 restore_one(model, job, args, options, inputs)
                 done += 1
+                as_tiff += job.target.suffix == ".tif" and extension not in (".tif", None)
             except (DcicnnError, OSError) as err:  # this file's problem: say so and go on with the others
                 failed += 1
                 tqdm.write(f"dcicnn restore: error: {_reason(job, err)}", file=sys.stderr)
@@ -242,7 +275,11 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if created and not any(args.output.iterdir()):
             args.output.rmdir()  # nothing was written: leave no empty folder behind
-    summary = f"restored {done} of {len(jobs)} image(s) into {args.output}"
+    # a folder that was never made (nothing to restore, or every input failed before writing) is not named
+    summary = f"restored {done} of {len(jobs)} image(s)" if jobs else "no image to restore"
+    summary += f" into {args.output}" if jobs and args.output.is_dir() else ""
+    if as_tiff:
+        summary += f" ({as_tiff} floating-point image(s) as TIFF: --format {args.format} cannot hold them)"
     summary += f"; {skipped} skipped (output exists)" if skipped else ""
     summary += f"; {failed} failed" if failed else ""
     print(summary)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 import time
 from typing import Any
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     options = inference_options(args)
     if not 1 <= args.port <= 65535:
         raise InvalidArgumentError(f"--port must be in 1..65535, got {args.port}")
+    check_port(args.host, args.port)  # cheap checks first: a taken port is known before the model loads
     from dcicnn.web import running
 
     model = load_model_source(args.model, args.revision)
@@ -61,3 +63,20 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("dcicnn serve: stopped", file=sys.stderr)
     return 0
+
+
+def check_port(host: str, port: int) -> None:
+    """One clear error if nothing can listen on ``host:port`` (taken, or an address this machine does not have)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        raise InvalidArgumentError(f"--host {host}: not an address of this machine ({err.strerror})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: a closing socket is no user
+        try:
+            probe.bind(address)
+        except OSError as err:
+            raise InvalidArgumentError(
+                f"cannot listen on {host}:{port} ({err.strerror}); pick another --port"
+            ) from None

@@ -21,7 +21,18 @@ from dcicnn.options import RestoreOptions
 if TYPE_CHECKING:
     from dcicnn.inference import Restorer
 
-__all__ = ["restore_file", "save_options"]
+__all__ = ["FLOAT_SUFFIXES", "output_path", "restore_file", "save_options"]
+
+#: The output formats that hold floating-point pixels (Pillow mode ``F``).
+FLOAT_SUFFIXES = (".tif", ".tiff")
+
+
+def output_path(mode: str, target: Path) -> Path:
+    """Where an image of Pillow ``mode`` asked for at ``target`` is written: ``target``, except that a floating-point
+    image goes to a TIFF of the same name when ``target``'s format cannot hold it (as the web page does)."""
+    if mode == "F" and target.suffix.lower() not in FLOAT_SUFFIXES:
+        return target.with_suffix(".tif")
+    return target
 
 
 def save_options(image: Image.Image, target: Path, quality: int) -> dict[str, Any]:

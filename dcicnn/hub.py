@@ -94,6 +94,8 @@ def check_source(source: str) -> None:
     """Reject, with a clear message, a source that is neither an existing directory nor a valid Hub repo id."""
     path = Path(source).expanduser()
     if path.is_dir():
+        if not (path / CONFIG_FILE).is_file():  # before the mixin, which would log its own notice first
+            raise WeightsNotFoundError(f"{source}: no {CONFIG_FILE}, so the architecture is unknown")
         return
     if path.exists():
         raise WeightsNotFoundError(f"{source}: is a file; expected a model directory or a Hub repo id")

@@ -144,7 +144,7 @@ def test_overwrite_semantics(tmp_path: Path, model_dir: Path, capsys: pytest.Cap
     out.mkdir()
     (out / "a.png").write_bytes(b"keep me")
     code, errors, _ = restore(capsys, str(tmp_path / "in"), "-o", str(out), "--model", str(model_dir))
-    assert code == 1 and "exists (pass --overwrite" in errors[0]
+    assert code == 1 and "1 of 1 output(s) already exist" in errors[0] and "--overwrite to replace them" in errors[0]
     assert (out / "a.png").read_bytes() == b"keep me"
     code, errors, _ = restore(capsys, str(tmp_path / "in"), "-o", str(out), "--model", str(model_dir), "--overwrite")
     assert code == 0 and errors == []
@@ -183,7 +183,7 @@ def test_skip_existing_resumes_a_folder(tmp_path: Path, model_dir: Path, capsys:
     assert code == 0 and errors == [] and "restored 1 of 2 image(s)" in summary and "1 skipped" in summary
     assert (out / "a.png").read_bytes() == b"done before" and (out / "b.png").is_file()
     code, errors, _ = restore(capsys, str(tmp_path / "in"), "-o", str(out), "--model", str(model_dir))
-    assert code == 1 and "--skip-existing to keep it" in errors[0]
+    assert code == 1 and "--skip-existing to keep them" in errors[0]
     with pytest.raises(SystemExit):  # one or the other
         main(["restore", str(tmp_path / "in"), "-o", str(out), "--overwrite", "--skip-existing"])
     capsys.readouterr()
@@ -370,8 +370,26 @@ def test_a_float_tiff_is_restored_as_float(tmp_path: Path, model_dir: Path, caps
     assert code == 0, errors
     with Image.open(tmp_path / "out" / "f.tif") as image:
         assert image.mode == "F" and image.size == (40, 30)
-    code, errors, _ = restore(capsys, str(tmp_path / "f.tif"), "-o", str(tmp_path / "png"), "--model", str(model_dir))
-    assert code == 1 and len(errors) == 1 and "only be saved as TIFF" in errors[0]
+    # in a folder restored to PNG (the default), it is written as TIFF and the summary says so
+    photo(tmp_path / "mixed" / "a.png")
+    (tmp_path / "mixed" / "f.tif").write_bytes((tmp_path / "f.tif").read_bytes())
+    code, errors, summary = restore(
+        capsys, str(tmp_path / "mixed"), "-o", str(tmp_path / "png"), "--model", str(model_dir)
+    )
+    assert code == 0 and errors == [] and "restored 2 of 2" in summary
+    assert "1 floating-point image(s) as TIFF: --format png cannot hold them" in summary
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == ["a.png", "f.tif"]
+    with Image.open(tmp_path / "png" / "f.tif") as image:
+        assert image.mode == "F"
+    code, errors, summary = restore(  # resumed: the TIFF is the output that exists
+        capsys, str(tmp_path / "mixed"), "-o", str(tmp_path / "png"), "--model", str(model_dir), "--skip-existing"
+    )
+    assert code == 0 and errors == [] and "2 skipped" in summary
+    # never over its own input: f.tif restored to PNG in its own folder would be f.tif
+    code, errors, _ = restore(
+        capsys, str(tmp_path / "f.tif"), "-o", str(tmp_path), "--model", str(model_dir), "--overwrite"
+    )
+    assert code == 1 and len(errors) == 1 and "would overwrite an input" in errors[0]
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
@@ -422,3 +440,53 @@ def test_wide_colour_orientation_matches_pillow(tmp_path: Path, orientation: int
     with Image.open(tmp_path / "o.png") as opened:
         expected = np.asarray(ImageOps.exif_transpose(opened))
     np.testing.assert_array_equal(_orient(np.asarray(image), orientation), expected)
+
+
+def test_output_folder_equal_to_the_input_folder_says_what_happened(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("a.jpg", "b.jpg"):
+        photo(tmp_path / "in" / name)
+    code, errors, summary = restore(capsys, str(tmp_path / "in"), "-o", str(tmp_path / "in"), "--model", str(model_dir))
+    assert code == 1 and len(errors) == 1
+    assert "every image in it is under the output folder" in errors[0] and "-o in-restored" in errors[0]
+    assert summary.strip() == "no image to restore; 1 failed"
+
+
+def test_a_missing_input_names_no_output_folder(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, errors, summary = restore(
+        capsys, str(tmp_path / "nothere.jpg"), "-o", str(tmp_path / "out"), "--model", str(model_dir)
+    )
+    assert code == 1 and len(errors) == 1 and "no such file" in errors[0]
+    assert summary.strip() == "restored 0 of 1 image(s); 1 failed" and not (tmp_path / "out").exists()
+
+
+def test_existing_outputs_are_one_line(tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for index in range(6):
+        photo(tmp_path / "in" / f"p{index}.jpg")
+    photo(tmp_path / "in" / "new.jpg")
+    out = tmp_path / "out"
+    assert restore(capsys, str(tmp_path / "in"), "-o", str(out), "--model", str(model_dir))[0] == 0
+    (out / "new.png").unlink()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code, errors, summary = restore(capsys, str(tmp_path / "in"), "-o", str(out), "--model", str(model_dir))
+    assert code == 1 and len(errors) == 1
+    assert errors[0].startswith("dcicnn restore: error: 6 of 7 output(s) already exist in")
+    assert "--overwrite" in errors[0] and "--skip-existing" in errors[0]
+    assert "restored 1 of 7 image(s)" in summary and "6 failed" in summary  # the one without an output is restored
+    assert all((out / name).read_bytes() == data for name, data in before.items())
+
+
+def test_an_empty_model_folder_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo(tmp_path / "a.png")
+    (tmp_path / "empty").mkdir()
+    done = subprocess.run(  # a new process: huggingface_hub's own logging handlers are as a user's would be
+        [sys.executable, "-m", "dcicnn_cli.main", "restore", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"),
+         "--model", str(tmp_path / "empty")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert "no config.json" in lines[0] and not (tmp_path / "out").exists()

@@ -133,9 +133,32 @@ def test_serve_without_gradio_says_how_to_install(monkeypatch: pytest.MonkeyPatc
     ],
 )
 def test_serve_bad_options(args: list[str], message: str, capsys: Any) -> None:
-    assert main(["serve", *args]) == 1
+    port = [] if "--port" in args else ["--port", str(_free_port())]
+    assert main(["serve", *args, *port]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and message in err
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_serve_on_a_taken_port_says_so_before_loading_the_model(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    import dcicnn_cli.serve
+
+    def never(*args: object) -> None:
+        raise AssertionError("the model was loaded before the port was checked")
+
+    monkeypatch.setattr(dcicnn_cli.serve, "load_model_source", never)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"cannot listen on 127.0.0.1:{port}" in err and "pick another --port" in err
 
 
 # --- the page in a real browser ---------------------------------------------------------------------------------
