@@ -176,7 +176,7 @@ def resolved(job: Job) -> Job:
     try:
         with Image.open(job.source) as image:  # reads the header only
             mode = image.mode
-    except (OSError, ValueError, Image.DecompressionBombError):
+    except Exception:  # noqa: BLE001 - whatever Pillow raises on a bad header, restoring the file reports it in one line
         return job
     return Job(job.source, output_path(mode, job.target))
 
@@ -405,7 +405,13 @@ def run_distributed(
         default_root_dir=str(args.output),
     )
     restorer = Restorer(model, process)
-    trainer.predict(restorer, datamodule=RestoreDataModule(todo), return_predictions=False)
+    try:
+        trainer.predict(restorer, datamodule=RestoreDataModule(todo), return_predictions=False)
+    finally:  # gloo's threads torn down now, not by the interpreter's exit (which could abort: "terminate called")
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
     for job, reason in restorer.failed:  # each rank names its own failures
         source = job.source if job.source is not None else f"{args.hf} row {job.row}"
         print(f"dcicnn restore: error: {reason if str(source) in reason else f'{source}: {reason}'}", file=sys.stderr)

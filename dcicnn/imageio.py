@@ -191,6 +191,9 @@ def open_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow warns, and goes on with what it could read, when a file's structure (a TIFF's directory, say)
+            # is cut short or corrupt: that is a damaged file, said in one line, not a warning and a guess
+            warnings.simplefilter("error", UserWarning)
             image = Image.open(path)
             try:
                 if is_wide_colour(image):  # decided before loading, while the file's raw mode is still known
@@ -207,7 +210,7 @@ def open_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
         ) from None
     except Image.UnidentifiedImageError:
         raise ImageReadError(f"{path}: not an image format Pillow can read") from None
-    except (OSError, SyntaxError, ValueError) as err:
+    except (OSError, SyntaxError, ValueError, UserWarning) as err:
         detail = " ".join(str(err).split())
         if "truncated" in detail:
             raise ImageReadError(f"{path}: truncated image data ({detail})") from None

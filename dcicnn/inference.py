@@ -8,6 +8,7 @@ overlap by at least the model's receptive radius and only their cores are kept: 
 from __future__ import annotations
 
 import math
+import struct
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
@@ -462,16 +463,20 @@ def _cast(values: torch.Tensor, dtype: torch.dtype, scale: float) -> torch.Tenso
     return values.round().clamp(0, scale).to(dtype)
 
 
+#: The mode other Pillow modes are restored in, where it is not RGB (or RGBA for a palette with transparency):
+#: bilevel as gray, premultiplied alpha un-premultiplied (the alpha kept), a palette's alpha kept.
+_WORKING_MODE = {"1": "L", "La": "LA", "RGBa": "RGBA", "PA": "RGBA"}
+
+
 def _restore_pil(model: Restorer, image: Image.Image, options: RestoreOptions) -> Image.Image:
     """Any PIL mode: EXIF orientation applied, alpha kept, ICC profile carried over, 16-bit kept 16-bit. A JPEG's
     quality is read from its quantisation tables before anything converts the image."""
     quality = file_jpeg_quality(image)
+    tables = getattr(image, "quantization", None) or {}  # the file's, before a copy or a turn loses them
+    image, turned = _upright(image)
     file_jpeg = None
-    if quality is not None:
-        upright = image.getexif().get(0x0112, 1) in (0, 1)  # blocks where the file put them
-        tables = getattr(image, "quantization", {})
-        file_jpeg = FileJpeg(quality, JpegGrid.from_file_table(tables.get(0)) if upright else None)
-    image = ImageOps.exif_transpose(image) or image  # its EXIF, if any, now says "no rotation"
+    if quality is not None:  # a turned JPEG's blocks are no longer where its file put them
+        file_jpeg = FileJpeg(quality, None if turned else JpegGrid.from_file_table(tables.get(0)))
     info = {k: v for k, v in image.info.items() if k in ("icc_profile", "dpi", "exif")}
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -482,11 +487,25 @@ def _restore_pil(model: Restorer, image: Image.Image, options: RestoreOptions) -
         result = Image.fromarray(_restore_numpy(model, np.asarray(image, dtype=np.float32), options), mode="F")
     else:
         if mode not in ("L", "LA", "RGB", "RGBA"):
-            keep_alpha = "A" in mode or "transparency" in image.info
-            image = image.convert("RGBA" if keep_alpha else "RGB")
+            image = image.convert(_WORKING_MODE.get(mode) or ("RGBA" if "transparency" in image.info else "RGB"))
         result = Image.fromarray(_restore_numpy(model, np.asarray(image), options, file_jpeg), mode=image.mode)
     result.info.update(info)
     return result
+
+
+def _upright(image: Image.Image) -> tuple[Image.Image, bool]:
+    """``image`` turned as its EXIF orientation says (its EXIF then says "no rotation"), and whether it was turned
+    (a turned JPEG's blocks are no longer where its file put them). EXIF that cannot be read is dropped: nothing
+    is known of the orientation, and nothing unreadable is written into an output."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)  # Pillow warns, then guesses, on corrupt EXIF
+            orientation = image.getexif().get(0x0112, 1)
+            upright = ImageOps.exif_transpose(image) or image
+    except (UserWarning, SyntaxError, ValueError, OSError, struct.error):
+        image.info.pop("exif", None)
+        return image, False
+    return upright, orientation not in (0, 1)
 
 
 def file_jpeg_quality(image: Image.Image) -> int | None:

@@ -36,3 +36,13 @@ def test_no_import_cycle_between_modules() -> None:
     # the layering the README describes: inference and cards never reach for the network or the Hub
     assert "model" not in graph["inference"] and "model" not in graph["hub"] and "model" not in graph["card"]
     assert graph["spec"] == set() and graph["errors"] == set()
+
+
+def test_networks_are_pure() -> None:
+    """``dcicnn/nn`` is the lowest layer: torch only, nothing of the package outside it (no Hub, no inference)."""
+    for path in sorted((PACKAGE / "nn").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            for name in names:
+                assert not name.startswith("dcicnn") or name.startswith("dcicnn.nn"), f"{path.name} imports {name}"

@@ -35,6 +35,9 @@ def test_save_writes_hub_layout(tmp_path: Path) -> None:
         "dilation": None,
         "conditions": None,
         "downscale": 1,
+        "arch": "plain",
+        "scales": 3,
+        "blocks": 2,
     }
 
 
