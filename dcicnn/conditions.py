@@ -62,16 +62,6 @@ JpegHint = int | None
 #: The noise channel is the estimated sigma (0..255 scale) divided by this.
 NOISE_SCALE = 50.0
 
-#: Below this measured noise level (0..255 scale), an image that shows no JPEG lattice has nothing a conditioned v3
-#: network was trained to remove (its recipe adds no noise below sigma 5, which reads 4.85 or more), so ``restore``
-#: returns it untouched (``RestoreOptions.skip_undamaged``).
-UNDAMAGED_NOISE = 4.5
-
-#: Noise readings below this are within what clean photos read from their texture alone (the training photos,
-#: BSDS500 train + test: median 1.5, 95% below 5.5, 99% below 8.9, all below 10.4), so they are no evidence of
-#: noise to remove: a high-quality JPEG that reads below it gets the tapered correction
-#: (``RestoreOptions.high_quality_taper``).
-TEXTURE_NOISE = 9.0
 
 # The IJG (libjpeg) luminance table at quality 50, in natural (row-major) order, as Pillow reports tables.
 _IJG_LUMA = np.array(

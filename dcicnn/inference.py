@@ -25,7 +25,7 @@ from dcicnn import conditions as cond
 from dcicnn.consistency import JpegGrid, project
 from dcicnn.errors import InvalidArgumentError
 from dcicnn.options import RestoreOptions
-from dcicnn.spec import ModelSpec
+from dcicnn.spec import ModelSpec, Tuning
 
 __all__ = [
     "ImageLike",
@@ -232,9 +232,9 @@ def restore_tensor(
     condition, grid = None, None
     if spec.conditions or options.jpeg_consistency or options.high_quality_taper:
         damage, grid = measure(source, options.jpeg_quality, file_jpeg=file_jpeg, scale=scale)
-        if options.skip_undamaged and undamaged(spec.conditions, damage):
+        if options.skip_undamaged and undamaged(spec.conditions, damage, spec.tuning):
             strength = 0.0
-        strength *= taper(damage, options.high_quality_taper)
+        strength *= taper(damage, taper_span(options, spec.tuning), spec.tuning)
         if strength == 0.0:  # nothing to remove, or a JPEG of a quality the model has nothing to give: the input
             out.copy_(source.to(out.device))
             return out
@@ -321,21 +321,31 @@ def measure(
     return cond.damage_vector(quality, float(cond.estimate_noise(window))), grid
 
 
-def undamaged(conditions: tuple[str, ...], damage: torch.Tensor) -> bool:
+def taper_span(options: RestoreOptions, tuning: Tuning) -> tuple[int, int] | None:
+    """The high-quality taper ``options`` ask for: the weights' own (``tuning``) for ``"auto"``."""
+    value = options.high_quality_taper
+    return tuning.high_quality_taper if isinstance(value, str) else value
+
+
+#: The defaults of ``Tuning``, for callers that give no model's own.
+_V3_TUNING = Tuning()
+
+
+def undamaged(conditions: tuple[str, ...], damage: torch.Tensor, tuning: Tuning = _V3_TUNING) -> bool:
     """Whether a conditioned model should leave an image alone: it takes both conditions, the image shows no JPEG
-    lattice (``NOT_JPEG``: not a withheld hint) and its noise level reads below ``UNDAMAGED_NOISE``."""
+    lattice (``NOT_JPEG``: not a withheld hint) and its noise level reads below ``tuning.undamaged_noise``."""
     quality, sigma = float(damage[0]), float(damage[1])
-    return {"jpeg", "noise"} <= set(conditions) and quality == cond.NOT_JPEG and sigma < cond.UNDAMAGED_NOISE
+    return {"jpeg", "noise"} <= set(conditions) and quality == cond.NOT_JPEG and sigma < tuning.undamaged_noise
 
 
-def taper(damage: torch.Tensor, span: tuple[int, int] | None) -> float:
+def taper(damage: torch.Tensor, span: tuple[int, int] | None, tuning: Tuning = _V3_TUNING) -> float:
     """The share of the correction to apply to an image with this damage record (``RestoreOptions.
     high_quality_taper``): below 1 only for a JPEG of quality above ``span[0]`` whose noise reading is within what
-    clean photos' texture reads (``TEXTURE_NOISE``)."""
+    clean photos' texture reads (``tuning.texture_noise``)."""
     if span is None:
         return 1.0
     quality, sigma = float(damage[0]), float(damage[1])
-    if math.isnan(quality) or quality == cond.NOT_JPEG or sigma >= cond.TEXTURE_NOISE:
+    if math.isnan(quality) or quality == cond.NOT_JPEG or sigma >= tuning.texture_noise:
         return 1.0
     full, off = span
     return min(1.0, max(0.0, (off - quality) / (off - full)))

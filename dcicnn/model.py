@@ -27,7 +27,7 @@ produces the image: 8 convolutions, 7 BatchNorm layers, 7 ReLUs. Where the paper
 from __future__ import annotations
 
 import copy
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -41,7 +41,7 @@ from dcicnn.hub import HubMixin
 from dcicnn.inference import ImageLike
 from dcicnn.nn import PlainNet, UNet
 from dcicnn.options import RestoreOptions
-from dcicnn.spec import ModelSpec
+from dcicnn.spec import ModelSpec, Tuning
 
 __all__ = ["DCICNN"]
 
@@ -77,6 +77,9 @@ class DCICNN(
         arch: ``"plain"`` (the paper's stack) or ``"unet"`` (``dcicnn.nn.UNet``).
         scales: the U-Net's resolutions (2 to 5); its tiles align to ``2**(scales - 1)`` pixels.
         blocks: the U-Net's residual blocks per scale on each side.
+        tuning: what ``restore()`` does around the network for these weights (``dcicnn.spec.Tuning``: the high-quality
+            taper and the noise thresholds), as a dict; ``None``: the defaults, tuned for the bundled v3. Saved in
+            ``config.json`` with the weights, so another set of weights does not inherit it.
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class DCICNN(
         arch: Arch = "plain",
         scales: int = 3,
         blocks: int = 2,
+        tuning: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         _check_int("in_channels", in_channels, allowed=(1, 3))
@@ -132,9 +136,11 @@ class DCICNN(
         self.residual = residual
         self.arch: Arch = arch
         self.batch_norm = (arch == "plain") if batch_norm is None else batch_norm
+        self.tuning = Tuning.from_config(tuning)
         config = getattr(self, "_hub_mixin_config", None)
-        if isinstance(config, dict):  # saved explicitly, so a config.json says what the network is
+        if isinstance(config, dict):  # saved explicitly, so a config.json says what the network is and was tuned with
             config["batch_norm"] = self.batch_norm
+            config["tuning"] = self.tuning.to_config()
         self.dilation = dilation
         self.conditions = list(cond.check_conditions(conditions or []))
         self.downscale = downscale
@@ -190,6 +196,7 @@ class DCICNN(
             scale=self.scale,
             conditions=tuple(self.conditions),
             alignment=self.alignment,
+            tuning=self.tuning,
         )
 
     @property
@@ -256,7 +263,7 @@ class DCICNN(
         strength: float = _DEFAULTS.strength,
         jpeg_consistency: bool = _DEFAULTS.jpeg_consistency,
         skip_undamaged: bool = _DEFAULTS.skip_undamaged,
-        high_quality_taper: tuple[int, int] | None = _DEFAULTS.high_quality_taper,
+        high_quality_taper: tuple[int, int] | str | None = _DEFAULTS.high_quality_taper,
         options: RestoreOptions | None = None,
     ) -> ImageLike:
         """Restore an image of any size; returns the same kind of image.
@@ -291,10 +298,11 @@ class DCICNN(
             jpeg_consistency: keep a JPEG's restored luma within the quantisation bins of its file (or of the
                 quality its pixels show): the original lies in them, so this moves the luma towards it.
             skip_undamaged: a conditioned model leaves an image untouched when it shows no JPEG lattice and its
-                noise level reads below ``dcicnn.conditions.UNDAMAGED_NOISE`` (nothing it was trained to remove).
+                noise level reads below ``tuning.undamaged_noise`` (nothing it was trained to remove).
             high_quality_taper: ``(full, off)``: a JPEG whose only measurable damage is its compression gets
-                ``(off - q) / (off - full)`` of the correction (clipped to 0..1, times ``strength``): all up to q85,
-                none from q95 by default, where the default model has nothing to gain; ``None``: all of it.
+                ``(off - q) / (off - full)`` of the correction (clipped to 0..1, times ``strength``); ``"auto"``
+                (default): the weights' own (``tuning``; for the bundled default all up to q85, none from q95, where
+                it has nothing to gain); ``None``: all of it.
             options: all of the above as one ``RestoreOptions`` (then the keywords are ignored).
 
         Invalid options raise ``ValueError`` before any work (see ``dcicnn.options.RestoreOptions``).
@@ -364,6 +372,7 @@ class DCICNN(
             arch=self.arch,
             scales=self.scales,
             blocks=self.blocks,
+            tuning=self.tuning.to_config(),
         )
         if not self.batch_norm:
             fused.load_state_dict(self.state_dict())

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dcicnn.errors import InvalidArgumentError
-from dcicnn.spec import DTYPE_NAMES
+from dcicnn.spec import DTYPE_NAMES, check_taper
 
 __all__ = ["RestoreOptions"]
 
@@ -37,19 +37,20 @@ class RestoreOptions:
         strength: how much of the correction to apply: ``input + strength * (restored - input)``; 0 returns the
             input untouched, 1 the model's output, up to 2 exaggerates it.
         skip_undamaged: a conditioned model (JPEG and noise conditions) returns an image untouched when it shows no
-            JPEG lattice and its noise level reads below ``dcicnn.conditions.UNDAMAGED_NOISE``: what its training
+            JPEG lattice and its noise level reads below its weights' ``Tuning.undamaged_noise``: what its training
             says to do there, done exactly rather than approximately (the network alone took fine saturated
             texture for noise). A blurred image without JPEG or noise is left alone too.
         jpeg_consistency: when the image is known to be a JPEG (its file, or the lattice its pixels show), clip the
             result's luma DCT coefficients into the file's quantisation bins (``dcicnn.consistency``): the original
             lies in them, so this can only bring the luma closer to it.
-        high_quality_taper: ``(full, off)`` JPEG qualities, or ``None``. An image whose only measurable damage is
-            JPEG (a quality known or read from its pixels, a noise reading within what clean photos' texture reads,
-            ``dcicnn.conditions.TEXTURE_NOISE``) gets ``strength`` times
-            ``(off - q) / (off - full)`` of the correction, clipped to 0..1: all of it up to q ``full``, none from q
-            ``off``. Measured on McMaster (README, Results): at q95 the default model has nothing to gain (+0.00 dB
-            at best) and costs its worst image 0.36 dB at full strength; at q90 three quarters of the correction
-            gain more than all of it. Default ``(85, 95)``: a q95 file comes back as it was decoded.
+        high_quality_taper: ``"auto"`` (default: what the weights were tuned with, ``Tuning.high_quality_taper``;
+            ``(85, 95)`` for the bundled default), ``(full, off)`` JPEG qualities, or ``None``. An image whose only
+            measurable damage is JPEG (a quality known or read from its pixels, a noise reading within what clean
+            photos' texture reads, ``Tuning.texture_noise``) gets ``strength`` times ``(off - q) / (off - full)`` of
+            the correction, clipped to 0..1: all of it up to q ``full``, none from q ``off``. Measured on McMaster
+            (README, Results): at q95 the default model has nothing to gain (+0.00 dB at best) and costs its worst
+            image 0.36 dB at full strength; at q90 three quarters of the correction gain more than all of it: with
+            ``(85, 95)`` a q95 file comes back as it was decoded.
     """
 
     tile: int = 512
@@ -63,7 +64,7 @@ class RestoreOptions:
     strength: float = 1.0
     jpeg_consistency: bool = True
     skip_undamaged: bool = True
-    high_quality_taper: tuple[int, int] | None = (85, 95)
+    high_quality_taper: tuple[int, int] | str | None = "auto"
 
     def __post_init__(self) -> None:
         for name in ("tile", "batch_size"):
@@ -92,17 +93,9 @@ class RestoreOptions:
 MAX_STRENGTH = 2.0
 
 
-def _taper(value: object) -> tuple[int, int] | None:
-    """``None`` or two JPEG qualities ``full < off`` in 1..100 (a list, as configs write it, is accepted)."""
-    if value is None:
-        return None
-    if isinstance(value, tuple | list) and len(value) == 2:
-        full, off = value
-        if all(isinstance(q, int) and not isinstance(q, bool) and 1 <= q <= 100 for q in (full, off)) and full < off:
-            return int(full), int(off)
-    raise InvalidArgumentError(
-        f"high_quality_taper must be None or two JPEG qualities (full, off) with 1 <= full < off <= 100, got {value!r}"
-    )
+def _taper(value: object) -> tuple[int, int] | str | None:
+    """``"auto"`` (the weights' own, ``Tuning.high_quality_taper``), ``None`` or two JPEG qualities."""
+    return "auto" if value == "auto" else check_taper(value)
 
 
 def parse_jpeg_quality(value: object) -> int | str | None:

@@ -7,12 +7,76 @@ reaching into the model class, so ``inference`` and ``card`` never import ``mode
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
-__all__ = ["DTYPE_NAMES", "ModelSpec"]
+from dcicnn.errors import InvalidArgumentError
+
+__all__ = ["DTYPE_NAMES", "ModelSpec", "Tuning", "check_taper"]
 
 #: Inference dtypes by the names users write (``restore(dtype=...)``, ``--dtype``); "auto" picks one at run time.
 DTYPE_NAMES = ("fp32", "bf16", "fp16")
+
+
+def check_taper(value: object) -> tuple[int, int] | None:
+    """``None`` or two JPEG qualities ``full < off`` in 1..100 (a list, as configs write it, is accepted)."""
+    if value is None:
+        return None
+    if isinstance(value, tuple | list) and len(value) == 2:
+        full, off = value
+        if all(isinstance(q, int) and not isinstance(q, bool) and 1 <= q <= 100 for q in (full, off)) and full < off:
+            return int(full), int(off)
+    raise InvalidArgumentError(
+        f"high_quality_taper must be None or two JPEG qualities (full, off) with 1 <= full < off <= 100, got {value!r}"
+    )
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What ``restore()`` does around a network, measured for one set of weights and saved with them (the
+    ``tuning`` entry of their ``config.json``), so that another set of weights does not inherit it.
+
+    The defaults are what the bundled default (v3) was tuned with on McMaster; a network trained on another recipe
+    measures its own (``benchmarks/taper_probe.py``).
+
+    Attributes:
+        high_quality_taper: ``(full, off)``: a JPEG whose only measurable damage is its compression gets
+            ``(off - q) / (off - full)`` of the correction (clipped to 0..1); ``None``: all of it. What
+            ``RestoreOptions.high_quality_taper="auto"`` means for these weights.
+        undamaged_noise: below this noise reading (0..255 scale), an image without a JPEG lattice has nothing the
+            network was trained to remove and is returned untouched (``RestoreOptions.skip_undamaged``); v3's recipe
+            adds no noise below sigma 5, which reads 4.85 or more.
+        texture_noise: noise readings below this are within what clean photos read from their texture alone
+            (BSDS500: 99% below 8.9), so they do not stop the taper.
+    """
+
+    high_quality_taper: tuple[int, int] | None = (85, 95)
+    undamaged_noise: float = 4.5
+    texture_noise: float = 9.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "high_quality_taper", check_taper(self.high_quality_taper))
+        for name in ("undamaged_noise", "texture_noise"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 255.0:
+                raise InvalidArgumentError(f"tuning {name} must be a noise level in 0..255, got {value!r}")
+            object.__setattr__(self, name, float(value))
+
+    @classmethod
+    def from_config(cls, values: dict[str, Any] | None) -> Tuning:
+        """From a ``config.json`` entry (``None``: the defaults); unknown keys are an error, not ignored."""
+        values = dict(values or {})
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise InvalidArgumentError(f"unknown tuning setting(s) {unknown}; known: {[f.name for f in fields(cls)]}")
+        return cls(**values)
+
+    def to_config(self) -> dict[str, Any]:
+        """As ``config.json`` stores it (JSON types)."""
+        values = asdict(self)
+        if self.high_quality_taper is not None:
+            values["high_quality_taper"] = list(self.high_quality_taper)
+        return values
 
 
 @dataclass(frozen=True)
@@ -28,8 +92,10 @@ class ModelSpec:
         flops_per_pixel: multiply-adds x 2 per output pixel at inference (BatchNorm folded).
         dtypes: the inference dtypes it runs in (names of ``DTYPE_NAMES``).
         conditions: names of the extra inputs it takes beside the image (none: a blind restorer).
-        alignment: the network works on blocks of this many pixels (a pixel-unshuffled network); tiles must start
-            on multiples of it, and images are padded to multiples of it, for tiles to equal a whole-image pass.
+        alignment: the network works on blocks of this many pixels (a pixel-unshuffled network, a U-Net); tiles
+            must start on multiples of it, and images are padded to multiples of it, for tiles to equal a whole-image
+            pass.
+        tuning: what ``restore()`` does around the network for these weights (``Tuning``).
     """
 
     in_channels: int
@@ -40,6 +106,7 @@ class ModelSpec:
     dtypes: tuple[str, ...] = DTYPE_NAMES
     conditions: tuple[str, ...] = ()
     alignment: int = 1
+    tuning: Tuning = Tuning()
 
     @property
     def receptive_field(self) -> int:
