@@ -237,3 +237,30 @@ def test_a_unet_card_describes_the_unet(tmp_path: Path) -> None:
     plain.save_pretrained(tmp_path / "p")
     assert '"batch_norm": true' in (tmp_path / "p" / "config.json").read_text()
     assert "-> BatchNorm" in (tmp_path / "p" / "README.md").read_text()
+
+
+GOLDEN_VARIANTS = Path(__file__).parent / "golden" / "variants.npz"
+
+
+def test_every_variant_reproduces_its_golden_output() -> None:
+    """timm/spandrel-style regression test of the network code: each of ``VARIANTS`` (seeded random weights and
+    BatchNorm statistics) on a fixed odd-sized input gives its stored output (fp32, within 1e-4: BLAS kernels differ
+    between CPUs). A change to a network's layout or arithmetic fails here; after a deliberate one, regenerate:
+    DCICNN_UPDATE_GOLDEN=1 pytest -k golden."""
+    import os
+
+    import numpy as np
+
+    outputs = {}
+    for name in VARIANTS:
+        model = variant(name, width=8, depth=5, seed=3)
+        x = torch.rand(1, model.in_channels, 29, 38, generator=torch.Generator().manual_seed(7))
+        condition = torch.tensor([[0.4, 0.0, 0.1]]) if model.conditions else None
+        with torch.no_grad():
+            outputs[name] = model(x, condition).numpy()
+    if os.environ.get("DCICNN_UPDATE_GOLDEN"):
+        np.savez_compressed(GOLDEN_VARIANTS, **outputs)
+    stored = np.load(GOLDEN_VARIANTS)
+    assert sorted(stored.files) == sorted(VARIANTS), "a variant without a golden output: regenerate (see docstring)"
+    for name, output in outputs.items():
+        np.testing.assert_allclose(output, stored[name], atol=1e-4, rtol=0, err_msg=name)
