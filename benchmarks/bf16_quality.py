@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from dcicnn import DCICNN
-from dcicnn.degradations import apply_protocol, protocol_target
-from dcicnn.evaluation import psnr
-from dcicnn.sources import FolderSource
+from dcicnn.evaluate.evaluation import psnr
+from dcicnn.train.degradations import apply_protocol, protocol_target
+from dcicnn.train.sources import FolderSource
 
 PROTOCOLS = ["jpeg-q10", "jpeg-q30", "noise-s25", "blur-s2+jpeg-q30", "mixed-light", "mixed-heavy"]
 

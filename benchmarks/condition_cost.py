@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from dcicnn import DCICNN
-from dcicnn.degradations import jpeg
-from dcicnn.inference import image_damage
+from dcicnn.restore.inference import image_damage
+from dcicnn.train.degradations import jpeg
 
 
 def best_of(fn: Callable[[], object], repeats: int) -> float:

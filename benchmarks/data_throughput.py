@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from dcicnn import DCICNN, Degradation
-from dcicnn.data import TrainPatches
-from dcicnn.sources import FolderSource, InMemorySource
+from dcicnn.train.data import TrainPatches
+from dcicnn.train.sources import FolderSource, InMemorySource
 
 
 def pairs_per_second(dataset: TrainPatches, seconds: float) -> float:

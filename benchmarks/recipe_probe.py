@@ -24,10 +24,10 @@ from PIL import Image
 from torch import nn
 
 from dcicnn import DCICNN, Degradation, DegradationMix, apply_protocol
-from dcicnn.data import TrainPatches
-from dcicnn.evaluation import psnr
-from dcicnn.sources import FolderSource
-from dcicnn.training import LOSSES
+from dcicnn.evaluate.evaluation import psnr
+from dcicnn.train.data import TrainPatches
+from dcicnn.train.module import LOSSES
+from dcicnn.train.sources import FolderSource
 
 PROTOCOLS = ["jpeg-q10", "noise-s25", "blur-s2+jpeg-q30", "mixed-heavy", "mixed-light"]
 TRAIN = ["../shared/data/bsds500/train", "../shared/data/bsds500/test"]

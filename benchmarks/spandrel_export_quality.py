@@ -22,9 +22,9 @@ import torch
 from PIL import Image
 
 from dcicnn import DCICNN
-from dcicnn.conditions import condition_vector
-from dcicnn.evaluation import psnr
-from dcicnn.spandrel_export import fold_condition
+from dcicnn.damage.conditions import condition_vector
+from dcicnn.evaluate.evaluation import psnr
+from dcicnn.export.spandrel import fold_condition
 
 
 def run_folded(network: DCICNN, pixels: np.ndarray) -> np.ndarray:

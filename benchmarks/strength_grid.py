@@ -18,9 +18,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from dcicnn import DCICNN
-from dcicnn.degradations import apply_protocol, protocol_target
-from dcicnn.evaluation import psnr
+from dcicnn.evaluate.evaluation import psnr
 from dcicnn.imageio import levels, save_image_atomic
+from dcicnn.train.degradations import apply_protocol, protocol_target
 
 SAMPLE = Path(__file__).resolve().parents[1] / "dcicnn" / "assets" / "sample.png"
 

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from dcicnn import DCICNN, RestoreOptions
-from dcicnn.evaluation import psnr
+from dcicnn.evaluate.evaluation import psnr
 from dcicnn.imageio import readable_extensions
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mcmaster"

@@ -21,7 +21,7 @@ import torch
 from lightning.pytorch.profilers import SimpleProfiler
 
 from dcicnn import DCICNN, DegradationDataModule
-from dcicnn.training import RestorationModule
+from dcicnn.train.module import RestorationModule
 
 DATA_NEXT = "[_TrainingEpochLoop].train_dataloader_next"
 BATCH = "run_training_batch"

@@ -42,7 +42,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dcicnn.card import eval_results_from_evaluation
+    from dcicnn.hub.card import eval_results_from_evaluation
     from dcicnn.model import DCICNN
 
     model = DCICNN.from_pretrained(args.directory)

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from dcicnn.degradations import jpeg
 from dcicnn.errors import InvalidArgumentError
 from dcicnn.imageio import image_to_uint8, save_image_atomic
+from dcicnn.train.degradations import jpeg
 from dcicnn_cli.restore import load_model_source
 
 SAMPLE = "sample.png"
@@ -42,7 +42,7 @@ def sample_photo(mode: str = "RGB") -> Image.Image:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dcicnn.evaluation import psnr
+    from dcicnn.evaluate.evaluation import psnr
 
     if not 1 <= args.quality <= 95:
         raise InvalidArgumentError(f"--quality must be in 1..95, got {args.quality}")

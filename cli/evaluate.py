@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
-from dcicnn.degradations import PROTOCOLS, check_protocols
-from dcicnn.options import RestoreOptions
-from dcicnn.sources import FolderSource, HFDataset, HFSource, ImageSource
+from dcicnn.restore.options import RestoreOptions
+from dcicnn.train.degradations import PROTOCOLS, check_protocols
+from dcicnn.train.sources import FolderSource, HFDataset, HFSource, ImageSource
 from dcicnn_cli.options import add_inference_arguments, inference_options
 from dcicnn_cli.restore import load_model_source
 
 if TYPE_CHECKING:  # torch and torchmetrics are imported to evaluate, not for `--help`
-    from dcicnn.evaluation import Method
+    from dcicnn.evaluate.evaluation import Method
     from dcicnn.model import DCICNN
 
 
@@ -102,7 +102,7 @@ def _method(model: DCICNN, options: RestoreOptions, hint: str = "auto", memo: di
 
 
 def run(args: argparse.Namespace) -> int:
-    from dcicnn.evaluation import evaluate
+    from dcicnn.evaluate.evaluation import evaluate
 
     protocols = check_protocols(args.protocol or [p for p in PROTOCOLS if not p.startswith("paper-")])
     options = inference_options(args)  # checked before any work

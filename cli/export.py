@@ -49,7 +49,7 @@ EXTENSIONS = {
 def jpeg_quality_argument(value: str | None) -> int | None:
     """``--jpeg-quality``: an int 1..100 or ``none``, read as ``restore --jpeg-quality`` reads it, less ``auto``
     (weights are exported at one quality, not at each image's)."""
-    from dcicnn.options import parse_jpeg_quality
+    from dcicnn.restore.options import parse_jpeg_quality
 
     message = f"--jpeg-quality must be 1..100 or none, got {value!r}"
     try:
@@ -63,7 +63,7 @@ def jpeg_quality_argument(value: str | None) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dcicnn.export import export_onnx, export_torchscript
+    from dcicnn.export.runtimes import export_onnx, export_torchscript
     from dcicnn.model import DCICNN
 
     # Checked before the model is loaded: the output's name, its folder, and whether it would replace a file.
@@ -92,8 +92,8 @@ def run_spandrel(model: Any, args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from dcicnn.degradations import jpeg
-    from dcicnn.spandrel_export import check_expressible, export_spandrel
+    from dcicnn.export.spandrel import check_expressible, export_spandrel
+    from dcicnn.train.degradations import jpeg
     from dcicnn_cli.demo import sample_photo
 
     check_expressible(model)

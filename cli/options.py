@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from dcicnn.options import RestoreOptions
+from dcicnn.restore.options import RestoreOptions
 from dcicnn.spec import DTYPE_NAMES
 
 if TYPE_CHECKING:
-    from dcicnn.inference import Restorer
+    from dcicnn.restore.inference import Restorer
 
 DEFAULTS = RestoreOptions()
 
@@ -65,6 +65,6 @@ def inference_options(args: argparse.Namespace, *, ensemble: bool = False) -> Re
 def check_device_dtype(model: Restorer, options: RestoreOptions) -> None:
     """Fail now, in one line, if ``options`` name a device this machine lacks or a dtype the model does not run in
     (``restore`` would otherwise say so for every image)."""
-    from dcicnn.inference import resolve_device_dtype
+    from dcicnn.restore.inference import resolve_device_dtype
 
     resolve_device_dtype(model, options)

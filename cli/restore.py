@@ -15,14 +15,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from dcicnn.errors import DcicnnError, InvalidArgumentError, WeightsNotFoundError, one_line
-from dcicnn.file_restore import output_path, restore_file, save_options
 from dcicnn.imageio import readable_extensions, save_image_atomic
-from dcicnn.options import RestoreOptions
+from dcicnn.restore.files import output_path, restore_file, save_options
+from dcicnn.restore.options import RestoreOptions
 from dcicnn_cli.options import add_inference_arguments, check_device_dtype, inference_options
 
 if TYPE_CHECKING:  # torch is imported when a model is loaded, not for `--help`
-    from dcicnn.distributed_restore import RestoreJob
     from dcicnn.model import DCICNN
+    from dcicnn.restore.distributed import RestoreJob
 
 FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tif", "bmp": ".bmp"}
 
@@ -222,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
         targets = [job.target for job in jobs]
         if len(set(targets)) < len(targets):
             raise InvalidArgumentError("two inputs share an output name; pass --keep-extension")
-        from dcicnn.distributed_restore import RestoreJob
+        from dcicnn.restore.distributed import RestoreJob
 
         def process_file(job: RestoreJob, network: DCICNN) -> None:
             assert job.source is not None
@@ -290,8 +290,8 @@ def run_dataset(args: argparse.Namespace, options: RestoreOptions) -> int:
     """``--hf``: every image of a dataset into image files or, with ``--to-parquet``, a parquet dataset."""
     import datasets
 
-    from dcicnn.dataset_restore import restore_to_files, restore_to_parquet
-    from dcicnn.sources import HFDataset
+    from dcicnn.restore.datasets import restore_to_files, restore_to_parquet
+    from dcicnn.train.sources import HFDataset
 
     datasets.disable_progress_bars()  # one bar, ours, over the images or shards
 
@@ -325,8 +325,8 @@ def run_dataset(args: argparse.Namespace, options: RestoreOptions) -> int:
         return tqdm(items, desc="restoring", unit=unit, disable=None, file=sys.stderr)
 
     if args.devices is not None:
-        from dcicnn.dataset_restore import decode, image_names
-        from dcicnn.distributed_restore import RestoreJob
+        from dcicnn.restore.datasets import decode, image_names
+        from dcicnn.restore.distributed import RestoreJob
 
         extension = FORMATS[args.format]
         names = image_names(dataset, spec.image_column)  # the paths only: no image bytes read for naming
@@ -379,7 +379,7 @@ def run_distributed(
 
     import lightning as L
 
-    from dcicnn.distributed_restore import RestoreDataModule, Restorer, pending
+    from dcicnn.restore.distributed import JobRunner, RestoreDataModule, pending
     from dcicnn_cli.train import quiet_third_party_notices
 
     # Lightning's notices (devices found, process-group set-up, a tip) are not a restore user's business; its
@@ -404,7 +404,7 @@ def run_distributed(
         enable_progress_bar=False,
         default_root_dir=str(args.output),
     )
-    restorer = Restorer(model, process)
+    restorer = JobRunner(model, process)
     try:
         trainer.predict(restorer, datamodule=RestoreDataModule(todo), return_predictions=False)
     finally:  # gloo's threads torn down now, not by the interpreter's exit (which could abort: "terminate called")

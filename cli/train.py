@@ -16,10 +16,10 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
-from dcicnn.data import DegradationDataModule
-from dcicnn.loggers import wandb_offline_without_credentials
-from dcicnn.throughput import TrainingThroughput
-from dcicnn.training import BestCheckpoint, RestorationModule, RestoredImageWriter
+from dcicnn.train.data import DegradationDataModule
+from dcicnn.train.loggers import wandb_offline_without_credentials
+from dcicnn.train.module import BestCheckpoint, RestorationModule, RestoredImageWriter
+from dcicnn.train.throughput import TrainingThroughput
 
 
 class ConfigToLoggers(SaveConfigCallback):

@@ -16,20 +16,20 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "DCICNN": "dcicnn.model",
     "ModelSpec": "dcicnn.spec",
-    "RestoreOptions": "dcicnn.options",
+    "RestoreOptions": "dcicnn.restore.options",
     "WeightsMismatchError": "dcicnn.errors",
     "WeightsNotFoundError": "dcicnn.errors",
-    "PROTOCOLS": "dcicnn.degradations",
-    "Degradation": "dcicnn.degradations",
-    "DegradationMix": "dcicnn.degradations",
-    "apply_protocol": "dcicnn.degradations",
-    "protocol_target": "dcicnn.degradations",
-    "HFDataset": "dcicnn.sources",
-    "DegradationDataModule": "dcicnn.data",
-    "RestorationModule": "dcicnn.training",
+    "PROTOCOLS": "dcicnn.train.degradations",
+    "Degradation": "dcicnn.train.degradations",
+    "DegradationMix": "dcicnn.train.degradations",
+    "apply_protocol": "dcicnn.train.degradations",
+    "protocol_target": "dcicnn.train.degradations",
+    "HFDataset": "dcicnn.train.sources",
+    "DegradationDataModule": "dcicnn.train.data",
+    "RestorationModule": "dcicnn.train.module",
     "TrainingDivergedError": "dcicnn.errors",
-    "estimate_jpeg_quality": "dcicnn.conditions",
-    "estimate_noise": "dcicnn.conditions",
+    "estimate_jpeg_quality": "dcicnn.damage.conditions",
+    "estimate_noise": "dcicnn.damage.conditions",
 }
 
 __all__ = [
@@ -53,15 +53,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from dcicnn.conditions import estimate_jpeg_quality, estimate_noise
-    from dcicnn.data import DegradationDataModule
-    from dcicnn.degradations import PROTOCOLS, Degradation, DegradationMix, apply_protocol, protocol_target
+    from dcicnn.damage.conditions import estimate_jpeg_quality, estimate_noise
     from dcicnn.errors import TrainingDivergedError, WeightsMismatchError, WeightsNotFoundError
     from dcicnn.model import DCICNN
-    from dcicnn.options import RestoreOptions
-    from dcicnn.sources import HFDataset
+    from dcicnn.restore.options import RestoreOptions
     from dcicnn.spec import ModelSpec
-    from dcicnn.training import RestorationModule
+    from dcicnn.train.data import DegradationDataModule
+    from dcicnn.train.degradations import PROTOCOLS, Degradation, DegradationMix, apply_protocol, protocol_target
+    from dcicnn.train.module import RestorationModule
+    from dcicnn.train.sources import HFDataset
 
 
 def __getattr__(name: str) -> Any:

@@ -10,8 +10,8 @@ produces the image: 8 convolutions, 7 BatchNorm layers, 7 ReLUs. Where the paper
 * Convolutions that feed a BatchNorm carry no bias (BatchNorm's shift makes it redundant); without BatchNorm
   every convolution has a bias.
 * ``conditions`` (none by default, the paper's blind network) feeds the network what is known of the damage as
-  constant extra input channels (``dcicnn.conditions``: the JPEG quality from the file or the pixels, a noise level
-  measured on the whole image), as FFDNet does with its noise map; only the first convolution grows.
+  constant extra input channels (``dcicnn.damage.conditions``: the JPEG quality from the file or the pixels, a noise
+  level measured on the whole image), as FFDNet does with its noise map; only the first convolution grows.
 * ``downscale`` (1 by default, the paper's full-resolution network) runs the convolutions on a pixel-unshuffled
   image, as FFDNet does: ``downscale=2`` turns each 2x2 block into 4x the channels, so the same layers cost a quarter
   of the FLOPs per pixel and see twice the context; images whose sides are not multiples of it are padded
@@ -34,13 +34,13 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from dcicnn import conditions as cond
-from dcicnn import inference
+from dcicnn.damage import conditions as cond
 from dcicnn.errors import InvalidArgumentError
 from dcicnn.hub import HubMixin
-from dcicnn.inference import ImageLike
 from dcicnn.nn import PlainNet, UNet
-from dcicnn.options import RestoreOptions
+from dcicnn.restore import inference
+from dcicnn.restore.inference import ImageLike
+from dcicnn.restore.options import RestoreOptions
 from dcicnn.spec import ModelSpec, Tuning
 
 __all__ = ["DCICNN"]
@@ -71,7 +71,7 @@ class DCICNN(
         dilation: one dilation per convolution (``depth`` values, padding equal to the dilation so the size is kept);
             ``None`` means 1 everywhere, the paper's network. The receptive field is ``1 + 2 * sum(dilation)``.
         conditions: what the network is told about the damage, as extra constant input channels: ``"jpeg"`` and/or
-            ``"noise"`` (see ``dcicnn.conditions``); ``None``: blind.
+            ``"noise"`` (see ``dcicnn.damage.conditions``); ``None``: blind.
         downscale: run the convolutions at 1/``downscale`` resolution on pixel-unshuffled images (1: off, the
             paper). The receptive radius becomes ``downscale * (depth + 1) - 1`` pixels undilated.
         arch: ``"plain"`` (the paper's stack) or ``"unet"`` (``dcicnn.nn.UNet``).
@@ -213,7 +213,7 @@ class DCICNN(
     def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """Restore a batch ``(N, C, H, W)`` of images on the [0, 1] scale; any H and W >= 1. Output is unclipped.
 
-        ``condition``: ``(N, K)`` values of the condition channels (``dcicnn.conditions.condition_vector``) for a
+        ``condition``: ``(N, K)`` values of the condition channels (``dcicnn.damage.conditions.condition_vector``) for a
         conditioned network; ``None`` runs it on what each image itself shows (``default_condition``). A blind
         network takes none.
         """
@@ -244,7 +244,7 @@ class DCICNN(
 
     def default_condition(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, K)`` conditions for a batch with nothing else known: what each image shows, exactly as ``restore``
-        finds it with ``jpeg_quality="auto"`` (``dcicnn.inference.image_damage``)."""
+        finds it with ``jpeg_quality="auto"`` (``dcicnn.restore.inference.image_damage``)."""
         damage = torch.stack([inference.image_damage(image.detach(), "auto") for image in x])
         return cond.condition_from_damage(self.conditions, damage).to(x.device)
 
@@ -305,7 +305,7 @@ class DCICNN(
                 it has nothing to gain); ``None``: all of it.
             options: all of the above as one ``RestoreOptions`` (then the keywords are ignored).
 
-        Invalid options raise ``ValueError`` before any work (see ``dcicnn.options.RestoreOptions``).
+        Invalid options raise ``ValueError`` before any work (see ``dcicnn.restore.options.RestoreOptions``).
         """
         if options is None:
             options = RestoreOptions(

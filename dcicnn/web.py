@@ -22,15 +22,15 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from dcicnn.errors import DcicnnError, InvalidArgumentError, one_line
-from dcicnn.file_restore import restore_file
 from dcicnn.imageio import open_image
-from dcicnn.inference import file_jpeg_quality
-from dcicnn.options import RestoreOptions
+from dcicnn.restore.files import restore_file
+from dcicnn.restore.inference import file_jpeg_quality
+from dcicnn.restore.options import RestoreOptions
 
 if TYPE_CHECKING:
     import gradio
 
-    from dcicnn.inference import Restorer
+    from dcicnn.restore.inference import Restorer
 
 __all__ = ["GRADIO_MISSING", "JPEG_HINTS", "PageRestorer", "PageResult", "build_app", "running"]
 

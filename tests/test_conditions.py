@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from dcicnn import DCICNN
-from dcicnn.conditions import (
+from dcicnn.damage.conditions import (
     NOT_JPEG,
     condition_from_damage,
     condition_vector,
@@ -21,10 +21,10 @@ from dcicnn.conditions import (
     estimate_noise,
     quality_from_tables,
 )
-from dcicnn.data import HintPolicy, PatchMaker
-from dcicnn.degradations import Degradation, gaussian_blur, jpeg
-from dcicnn.inference import file_jpeg_quality, image_damage, taper
-from dcicnn.options import RestoreOptions
+from dcicnn.restore.inference import file_jpeg_quality, image_damage, taper
+from dcicnn.restore.options import RestoreOptions
+from dcicnn.train.data import HintPolicy, PatchMaker
+from dcicnn.train.degradations import Degradation, gaussian_blur, jpeg
 from dcicnn_cli.main import main
 from tests.conftest import REPO_ROOT
 from tests.helpers import variant
@@ -337,7 +337,7 @@ def test_the_calibrated_noise_hint_models_the_whole_image_estimate() -> None:
 
 
 def test_the_data_module_refuses_bad_hint_options() -> None:
-    from dcicnn.data import DegradationDataModule
+    from dcicnn.train.data import DegradationDataModule
 
     for bad in ({"jpeg_hint_withhold": 1.5}, {"jpeg_hint_jitter": -1}, {"noise_hint": "oracle"}):
         with pytest.raises(ValueError, match="hint"):

@@ -1,5 +1,5 @@
-"""JPEG consistency (dcicnn.consistency): the projection onto a JPEG's quantisation bins only moves the luma towards
-the original, keeps the chroma, and restore() applies it exactly where the JPEG is known."""
+"""JPEG consistency (dcicnn.damage.consistency): the projection onto a JPEG's quantisation bins only moves the luma
+towards the original, keeps the chroma, and restore() applies it exactly where the JPEG is known."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from dcicnn.conditions import estimate_jpeg_grid
-from dcicnn.consistency import JpegGrid, project
-from dcicnn.degradations import jpeg
+from dcicnn.damage.conditions import estimate_jpeg_grid
+from dcicnn.damage.consistency import JpegGrid, project
+from dcicnn.train.degradations import jpeg
 from tests.conftest import REPO_ROOT
 from tests.helpers import variant
 

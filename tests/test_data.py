@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from dcicnn import DegradationDataModule
-from dcicnn.data import (
+from dcicnn.train.data import (
     FolderSource,
     HFDataset,
     HFSource,
@@ -22,7 +22,7 @@ from dcicnn.data import (
     ValidationPairs,
     collate_validation,
 )
-from dcicnn.degradations import Degradation, DegradationMix
+from dcicnn.train.degradations import Degradation, DegradationMix
 from tests.conftest import REPO_ROOT
 
 RNG = np.random.default_rng(0)
@@ -77,7 +77,7 @@ def test_folder_source_is_recursive_and_sorted(folder: Path) -> None:
 
 
 def test_odd_files_behave_as_documented(odd_folder: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="dcicnn.data"):
+    with caplog.at_level(logging.WARNING, logger="dcicnn.train.data"):
         source = FolderSource(odd_folder)
         keys = [source.key(i) for i in range(len(source))]
         # unreadable headers: skipped when the source is built, one warning each

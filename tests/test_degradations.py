@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from dcicnn.degradations import (
+from dcicnn.train.degradations import (
     PROTOCOLS,
     Degradation,
     DegradationMix,
@@ -122,7 +122,7 @@ def test_protocols_are_deterministic_per_key_and_across_processes() -> None:
     c = apply_protocol("mixed-light", image, key="other.png")
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     code = (
-        "import hashlib, numpy as np; from dcicnn.degradations import apply_protocol; "
+        "import hashlib, numpy as np; from dcicnn.train.degradations import apply_protocol; "
         "from tests.test_degradations import sample; "
         "print(hashlib.sha256(apply_protocol('noise-s25', sample(), key='k').tobytes()).hexdigest())"
     )

@@ -14,8 +14,8 @@ from huggingface_hub import ModelCard
 from PIL import Image
 
 from dcicnn import DCICNN
-from dcicnn.degradations import apply_protocol, gaussian_blur
-from dcicnn.evaluation import evaluate, non_local_means, psnr, psnr_y, ssim, to_y, wiener_deconvolution
+from dcicnn.evaluate.evaluation import evaluate, non_local_means, psnr, psnr_y, ssim, to_y, wiener_deconvolution
+from dcicnn.train.degradations import apply_protocol, gaussian_blur
 from dcicnn_cli.main import main
 
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from dcicnn import DCICNN
-from dcicnn.conditions import channel_count
-from dcicnn.export import export_onnx, export_torchscript
+from dcicnn.damage.conditions import channel_count
+from dcicnn.export.runtimes import export_onnx, export_torchscript
 from dcicnn_cli.main import main
 from tests.helpers import VARIANTS, randomise_batchnorm, variant
 

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
 from dcicnn import DCICNN
-from dcicnn.inference import plan_tiles, resolve_device_dtype
-from dcicnn.options import RestoreOptions
+from dcicnn.restore.inference import plan_tiles, resolve_device_dtype
+from dcicnn.restore.options import RestoreOptions
 from tests.helpers import variant
 
 

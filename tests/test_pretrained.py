@@ -230,9 +230,9 @@ def test_bundled_weights_reproduce_their_golden_output() -> None:
     import numpy as np
     from PIL import Image
 
-    from dcicnn.degradations import jpeg
+    from dcicnn.train.degradations import jpeg
 
-    with Image.open(Path(hub.__file__).parent / "assets" / "sample.png") as sample:
+    with Image.open(Path(hub.__file__).parents[1] / "assets" / "sample.png") as sample:
         clean = np.asarray(sample.convert("RGB"))[:128, :160]
     degraded = jpeg(clean, 20)
     restored = np.asarray(DCICNN.from_pretrained().restore(Image.fromarray(degraded), dtype="fp32"))

@@ -41,7 +41,7 @@ def test_the_wheel_works_without_the_source_tree(tmp_path: Path) -> None:
     check = run(
         "-c",
         "import dcicnn, dcicnn_cli; from dcicnn import DCICNN; m = DCICNN.from_pretrained(); "
-        "from dcicnn.card import render_model_card; print(dcicnn.__file__); print(m.spec.receptive_radius)",
+        "from dcicnn.hub.card import render_model_card; print(dcicnn.__file__); print(m.spec.receptive_radius)",
     )
     assert check.returncode == 0, check.stderr
     assert check.stdout.startswith(str(site))  # the installed copy, not the source tree

@@ -24,9 +24,9 @@ import torch
 from PIL import Image
 
 from dcicnn import DCICNN
-from dcicnn.degradations import jpeg
 from dcicnn.errors import InvalidArgumentError
-from dcicnn.spandrel_export import export_spandrel, fold_condition
+from dcicnn.export.spandrel import export_spandrel, fold_condition
+from dcicnn.train.degradations import jpeg
 from dcicnn_cli.main import main
 from tests.conftest import REPO_ROOT
 from tests.helpers import randomise_batchnorm

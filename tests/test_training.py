@@ -22,7 +22,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from dcicnn import DCICNN, Degradation, DegradationDataModule, DegradationMix, RestorationModule
-from dcicnn.training import TrainingDivergedError, _triplet, charbonnier, quantise
+from dcicnn.train.module import TrainingDivergedError, _triplet, charbonnier, quantise
 from tests.conftest import REPO_ROOT
 from tests.helpers import RecordBatches, optimizer_digest
 
@@ -354,7 +354,7 @@ def test_configs_compose(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
     monkeypatch.chdir(REPO_ROOT)
     config = print_config(capsys, "--config", SMOKE, "--config", "configs/wandb.yaml", "--model.lr", "0.01")
     assert config["model"]["lr"] == 0.01 and config["model"]["network"]["init_args"]["width"] == 16
-    assert config["trainer"]["logger"]["class_path"] == "dcicnn.loggers.WandbLogger"
+    assert config["trainer"]["logger"]["class_path"] == "dcicnn.train.loggers.WandbLogger"
     wandb_args = config["trainer"]["logger"]["init_args"]  # dict_kwargs in the YAML reach wandb.init's arguments
     assert (wandb_args["group"], wandb_args["job_type"], wandb_args["tags"]) == (
         "default",
@@ -688,7 +688,7 @@ def test_the_smoke_recipe_on_two_ddp_processes_from_the_command_line(tmp_path: P
 
 
 def test_our_wandb_logger_does_not_pass_the_deprecated_anonymous_setting(tmp_path: Path) -> None:
-    from dcicnn.loggers import WandbLogger
+    from dcicnn.train.loggers import WandbLogger
 
     assert "anonymous" not in WandbLogger(save_dir=str(tmp_path), offline=True)._wandb_init
     assert WandbLogger(save_dir=str(tmp_path), offline=True, anonymous=True)._wandb_init["anonymous"] == "allow"

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import torch
 
-from dcicnn import conditions as cond
+from dcicnn.damage import conditions as cond
 from dcicnn.errors import ExportVerificationError, InvalidArgumentError
 from dcicnn.imageio import atomic_path
 from dcicnn.model import DCICNN

@@ -18,8 +18,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from dcicnn.conditions import NOT_JPEG, damage_vector, estimate_noise
-from dcicnn.degradations import (
+from dcicnn.damage.conditions import NOT_JPEG, damage_vector, estimate_noise
+from dcicnn.errors import InvalidArgumentError
+from dcicnn.train.degradations import (
     PROTOCOLS,
     Degradation,
     DegradationMix,
@@ -30,8 +31,7 @@ from dcicnn.degradations import (
     protocol_target,
     seed_pipeline,
 )
-from dcicnn.errors import InvalidArgumentError
-from dcicnn.sources import (
+from dcicnn.train.sources import (
     FolderSource,
     HFDataset,
     HFSource,
@@ -103,7 +103,7 @@ class HintPolicy(NamedTuple):
 
 class PatchMaker:
     """Turns a clean image into one training sample: crop, flip/rotate, optional resize, degrade the input, and the
-    damage record a conditioned network is told (``dcicnn.conditions.DAMAGE_FIELDS``)."""
+    damage record a conditioned network is told (``dcicnn.damage.conditions.DAMAGE_FIELDS``)."""
 
     def __init__(
         self,
@@ -535,5 +535,5 @@ class DegradationDataModule(L.LightningDataModule):
         return self.val_dataloader()
 
     def predict_dataloader(self) -> DataLoader[Any]:
-        """The validation pairs, to write restored images with ``dcicnn.training.RestoredImageWriter``."""
+        """The validation pairs, to write restored images with ``dcicnn.train.module.RestoredImageWriter``."""
         return self.val_dataloader()

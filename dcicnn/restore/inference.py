@@ -21,10 +21,10 @@ from PIL import Image, ImageOps
 from torch import nn
 from torch.nn import functional as F
 
-from dcicnn import conditions as cond
-from dcicnn.consistency import JpegGrid, project
+from dcicnn.damage import conditions as cond
+from dcicnn.damage.consistency import JpegGrid, project
 from dcicnn.errors import InvalidArgumentError
-from dcicnn.options import RestoreOptions
+from dcicnn.restore.options import RestoreOptions
 from dcicnn.spec import ModelSpec, Tuning
 
 __all__ = [
@@ -206,7 +206,7 @@ def restore_tensor(
     (``dihedral_mean``), 8 times the work. A conditioned model is told the damage found on the whole image
     (``image_damage``; ``file_jpeg``: what the file it came from says), once, before tiling. When the image is
     known to be a JPEG (from its file or its pixels) and ``options.jpeg_consistency`` holds, the result's luma is
-    projected onto the file's quantisation bins (``dcicnn.consistency.project``) before it is rounded; a JPEG of
+    projected onto the file's quantisation bins (``dcicnn.damage.consistency.project``) before it is rounded; a JPEG of
     high quality with no other measurable damage gets less of the correction (``taper``).
     """
     spec = model.spec
@@ -292,7 +292,7 @@ def measure(
     file_jpeg: FileJpeg | None = None,
     scale: float = 1.0,
 ) -> tuple[torch.Tensor, JpegGrid | None]:
-    """The damage record (``dcicnn.conditions.DAMAGE_FIELDS``) of a whole ``(C, H, W)`` image on the ``0..scale``
+    """The damage record (``dcicnn.damage.conditions.DAMAGE_FIELDS``) of a whole ``(C, H, W)`` image on the ``0..scale``
     range, and its JPEG grid if it is known to be a JPEG.
 
     The JPEG quality follows ``jpeg_quality`` (see ``RestoreOptions``): ``"auto"`` takes the file's, else the one its

@@ -32,7 +32,7 @@ class RestoreOptions:
             the work for a small gain (measured in the README's Results).
         jpeg_quality: what a conditioned model is told of JPEG damage. ``"auto"`` (default): the quality in the
             file's quantisation tables (a PIL image opened from a JPEG), else the one its pixels show
-            (``dcicnn.conditions.estimate_jpeg_quality``; none found: not a JPEG); an int 1..100: that quality;
+            (``dcicnn.damage.conditions.estimate_jpeg_quality``; none found: not a JPEG); an int 1..100: that quality;
             ``None``: withheld, the model runs blind to JPEG. Blind models ignore it.
         strength: how much of the correction to apply: ``input + strength * (restored - input)``; 0 returns the
             input untouched, 1 the model's output, up to 2 exaggerates it.
@@ -41,8 +41,8 @@ class RestoreOptions:
             says to do there, done exactly rather than approximately (the network alone took fine saturated
             texture for noise). A blurred image without JPEG or noise is left alone too.
         jpeg_consistency: when the image is known to be a JPEG (its file, or the lattice its pixels show), clip the
-            result's luma DCT coefficients into the file's quantisation bins (``dcicnn.consistency``): the original
-            lies in them, so this can only bring the luma closer to it.
+            result's luma DCT coefficients into the file's quantisation bins (``dcicnn.damage.consistency``): the
+            original lies in them, so this can only bring the luma closer to it.
         high_quality_taper: ``"auto"`` (default: what the weights were tuned with, ``Tuning.high_quality_taper``;
             ``(85, 95)`` for the bundled default), ``(full, off)`` JPEG qualities, or ``None``. An image whose only
             measurable damage is JPEG (a quality known or read from its pixels, a noise reading within what clean

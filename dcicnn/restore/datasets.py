@@ -22,16 +22,14 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PIL import Image
 
 from dcicnn.errors import DcicnnError, one_line
 from dcicnn.imageio import save_image_atomic
-from dcicnn.options import RestoreOptions
-
-if TYPE_CHECKING:
-    from dcicnn.model import DCICNN
+from dcicnn.restore.inference import Restorer, restore
+from dcicnn.restore.options import RestoreOptions
 
 __all__ = ["DatasetReport", "image_name", "image_names", "restore_to_files", "restore_to_parquet"]
 
@@ -74,7 +72,7 @@ def decode(cell: dict[str, Any] | None) -> Image.Image:
 
 
 def restore_to_files(
-    model: DCICNN,
+    model: Restorer,
     dataset: Any,
     column: str,
     output: Path,
@@ -96,7 +94,7 @@ def restore_to_files(
             report.skipped += 1
             continue
         try:
-            restored = model.restore(decode(cell), options=options)
+            restored = restore(model, decode(cell), options)
             (save or _save_plain)(restored, target)
             report.done += 1
         except (DcicnnError, OSError, ValueError, Image.DecompressionBombError) as err:
@@ -105,7 +103,7 @@ def restore_to_files(
 
 
 def restore_to_parquet(
-    model: DCICNN,
+    model: Restorer,
     dataset: Any,
     column: str,
     output: Path,
@@ -131,7 +129,7 @@ def restore_to_parquet(
         for offset, cell in zip(indices, batch[column], strict=True):
             index = first + offset
             try:
-                restored = model.restore(decode(cell), options=options)
+                restored = restore(model, decode(cell), options)
                 buffer = io.BytesIO()
                 restored.save(buffer, format="PNG")
                 cells.append({"bytes": buffer.getvalue(), "path": image_name(index, cell) + ".png"})

@@ -21,9 +21,9 @@ import torch
 from PIL import Image, ImageDraw
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from dcicnn.degradations import PROTOCOLS, apply_protocol, check_protocols, gaussian_blur, protocol_target
 from dcicnn.imageio import levels, save_image_atomic
-from dcicnn.sources import FolderSource, ImageSource
+from dcicnn.train.degradations import PROTOCOLS, apply_protocol, check_protocols, gaussian_blur, protocol_target
+from dcicnn.train.sources import FolderSource, ImageSource
 
 __all__ = ["Evaluation", "Row", "classical_methods", "evaluate", "psnr", "psnr_y"]
 

@@ -25,13 +25,14 @@ from torch.nn import functional as F
 from torchmetrics import MeanMetric
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from dcicnn import card, hub
-from dcicnn.conditions import condition_from_damage
-from dcicnn.data import DEFAULT_VAL_PROTOCOLS, ValidationBatch
-from dcicnn.degradations import check_protocols
+from dcicnn import hub
+from dcicnn.damage.conditions import condition_from_damage
 from dcicnn.errors import InvalidArgumentError, TrainingDivergedError
+from dcicnn.hub import card
 from dcicnn.imageio import save_image_atomic, to_image
 from dcicnn.model import DCICNN
+from dcicnn.train.data import DEFAULT_VAL_PROTOCOLS, ValidationBatch
+from dcicnn.train.degradations import check_protocols
 
 __all__ = ["BestCheckpoint", "RestorationModule", "RestoredImageWriter", "TrainingDivergedError", "metric_name"]
 
@@ -157,7 +158,7 @@ class RestorationModule(L.LightningModule):
 
     # ------------------------------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, damage: torch.Tensor | None = None) -> torch.Tensor:
-        """The network on a batch; ``damage``: ``(N, 2)`` damage records (``dcicnn.conditions.DAMAGE_FIELDS``),
+        """The network on a batch; ``damage``: ``(N, 2)`` damage records (``dcicnn.damage.conditions.DAMAGE_FIELDS``),
         turned into the network's condition channels (a blind network ignores them)."""
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

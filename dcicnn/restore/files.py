@@ -16,10 +16,10 @@ from PIL import Image
 
 from dcicnn.errors import InvalidArgumentError
 from dcicnn.imageio import WIDE_COLOUR, open_image, read_wide_colour, save_image_atomic, write_wide_colour
-from dcicnn.options import RestoreOptions
+from dcicnn.restore.options import RestoreOptions
 
 if TYPE_CHECKING:
-    from dcicnn.inference import Restorer
+    from dcicnn.restore.inference import Restorer
 
 __all__ = ["FLOAT_SUFFIXES", "output_path", "restore_file", "save_options"]
 
@@ -73,7 +73,7 @@ def restore_file(
     ``note`` receives what the user should know that is not an error: only the first frame of a multi-frame file is
     restored; a 16-bit image saved to a format of 8 bits per channel. ``max_pixels``: see ``open_image``.
     """
-    from dcicnn.inference import restore
+    from dcicnn.restore.inference import restore
 
     source, target = Path(source), Path(target)
     options = options or RestoreOptions()

@@ -1,6 +1,6 @@
 """Image sources: indexable clean images from folders or Hugging Face datasets, free of Lightning and albumentations.
 
-Used by training (``dcicnn.data``), evaluation and any tool that only needs to list and decode images.
+Used by training (``dcicnn.train.data``), evaluation and any tool that only needs to list and decode images.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dcicnn.conditions import _DCT, LUMA_WEIGHTS, ijg_table
+from dcicnn.damage.conditions import _DCT, LUMA_WEIGHTS, ijg_table
 
 __all__ = ["JpegGrid", "project"]
 

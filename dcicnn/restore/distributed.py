@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import lightning as L
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from dcicnn.errors import DcicnnError, one_line
-from dcicnn.model import DCICNN
 
-__all__ = ["RestoreDataModule", "RestoreJob", "Restorer", "pending"]
+__all__ = ["JobRunner", "RestoreDataModule", "RestoreJob", "pending"]
+
+#: The network a run restores with (a ``DCICNN``; this module needs only a module Lightning can move).
+Network = TypeVar("Network", bound=nn.Module)
 
 
 class RestoreJob(NamedTuple):
@@ -64,12 +67,12 @@ class RestoreDataModule(L.LightningDataModule):
         return DataLoader(_Jobs(self.jobs), batch_size=self.batch_size, shuffle=False, collate_fn=_keep_list)
 
 
-class Restorer(L.LightningModule):
+class JobRunner(L.LightningModule, Generic[Network]):
     """A predict step that runs ``process(job, network)`` for each job and returns nothing (no predictions pile up
     in memory). Lightning moves ``network`` to the rank's device. ``done`` and ``failed`` (``(job, reason)``) are
     this rank's; ``totals`` holds (done, failed) summed over all ranks once the run is over."""
 
-    def __init__(self, network: DCICNN, process: Callable[[RestoreJob, DCICNN], None]) -> None:
+    def __init__(self, network: Network, process: Callable[[RestoreJob, Network], None]) -> None:
         super().__init__()
         self.network = network
         self.process = process

@@ -3,7 +3,7 @@ card, push and download of saved directories) and the weight-file helpers behind
 
 Transfers go through ``huggingface_hub`` (``hf_hub_download``, ``snapshot_download``, ``HfApi.upload_folder``);
 this module only adds what DCI-CNN needs on top: strict, safetensors-first loading, errors a user can act on, and
-the model card of ``dcicnn.card``. It knows models only through the mixin's ``cls``/``self``: it imports no network.
+the model card of ``dcicnn.hub.card``. It knows models only through the mixin's ``cls``/``self``: it imports no network.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import validate_repo_id
 from torch import nn
 
-from dcicnn import __version__, card
+from dcicnn import __version__
 from dcicnn.errors import WeightsMismatchError, WeightsNotFoundError
+from dcicnn.hub import card
 from dcicnn.imageio import atomic_path
 from dcicnn.spec import ModelSpec
 
@@ -305,7 +306,7 @@ class HubMixin(PyTorchModelHubMixin):
             save_file(state, str(tmp), metadata={"format": "pt"})
 
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
-        """Render the model card from ``model_cards/`` (keyword arguments: see ``dcicnn.card.render_model_card``)."""
+        """Render the model card from ``model_cards/`` (keywords: see ``dcicnn.hub.card.render_model_card``)."""
         parameters = sum(p.numel() for p in cast(nn.Module, self).parameters())
         return card.render_model_card(
             self.config, self.spec, parameters, self._hub_mixin_info.model_card_data, **kwargs
@@ -320,7 +321,7 @@ class HubMixin(PyTorchModelHubMixin):
     ) -> str | None:
         """Write ``config.json``, ``model.safetensors`` and a ``README.md`` model card to ``save_directory``.
 
-        ``model_card_kwargs`` go to ``dcicnn.card.render_model_card`` (e.g. ``eval_results``, ``training``).
+        ``model_card_kwargs`` go to ``dcicnn.hub.card.render_model_card`` (e.g. ``eval_results``, ``training``).
         An existing README.md is replaced, so the card always describes the weights beside it.
         """
         (Path(save_directory) / CARD_FILE).unlink(missing_ok=True)
