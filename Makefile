@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[test]"
-	# spandrel (tests/test_spandrel_export.py) without torchvision: the registry's torchvision is a CUDA build
+	# spandrel (tests/export/test_spandrel.py) without torchvision: the registry's torchvision is a CUDA build
 	$(BIN)/python -m pip install --quiet --no-deps spandrel==0.4.2
 	touch $@
 

@@ -4,7 +4,8 @@ commands also compose their configs, with ``--print_config``).
 
 What a reader fills in themselves is resolved here, and only this: ``photo.jpg`` / ``q92.jpg`` (the bundled sample,
 saved as JPEG), ``path/to/model`` (the directory of the card it appears in), ``device="cuda"`` (the CPU where there
-is no GPU), ``compile=True`` (off: compiling is ``tests/test_inference.py``'s), ``push_to_hub`` (a local Hub server).
+is no GPU), ``compile=True`` (off: compiling is ``tests/restore/test_inference.py``'s), ``push_to_hub`` (a local
+Hub server).
 """
 
 from __future__ import annotations

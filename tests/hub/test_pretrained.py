@@ -11,6 +11,7 @@ from huggingface_hub import EvalResult, ModelCard
 from safetensors.torch import save_file
 
 from dcicnn import DCICNN, WeightsMismatchError, WeightsNotFoundError, hub
+from tests.conftest import REPO_ROOT
 from tests.helpers import randomise_batchnorm
 
 
@@ -218,7 +219,7 @@ def test_save_replaces_a_stale_card(tmp_path: Path) -> None:
     assert "stale" not in (tmp_path / "m" / "README.md").read_text()
 
 
-GOLDEN = Path(__file__).parent / "golden" / "default-sample-jpeg-q20.png"
+GOLDEN = REPO_ROOT / "tests" / "golden" / "default-sample-jpeg-q20.png"
 
 
 def test_bundled_weights_reproduce_their_golden_output() -> None:

@@ -123,7 +123,7 @@ def test_protocols_are_deterministic_per_key_and_across_processes() -> None:
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     code = (
         "import hashlib, numpy as np; from dcicnn.train.degradations import apply_protocol; "
-        "from tests.test_degradations import sample; "
+        "from tests.train.test_degradations import sample; "
         "print(hashlib.sha256(apply_protocol('noise-s25', sample(), key='k').tobytes()).hexdigest())"
     )
     other = subprocess.run(
@@ -132,7 +132,7 @@ def test_protocols_are_deterministic_per_key_and_across_processes() -> None:
         text=True,
         check=True,
         env={"PYTHONHASHSEED": "123", "PATH": ""},
-        cwd=Path(__file__).parents[1],
+        cwd=Path(__file__).parents[2],
     )
     import hashlib
 

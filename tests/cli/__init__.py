@@ -1,0 +1,1 @@
+"""Tests of the dcicnn command (cli/, installed as dcicnn_cli)."""
