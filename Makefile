@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch==2.13.0 first: it is the local CPU wheel; a loose `torch` would pull a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo test test-fast lint clean
+.PHONY: setup demo test test-fast lint docs clean
 
 setup: $(VENV)/.installed
 
@@ -31,5 +31,8 @@ lint: setup
 	$(BIN)/ruff check dcicnn cli tests benchmarks
 	$(BIN)/mypy
 
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) demo_output .pytest_cache build *.egg-info
+	rm -rf $(VENV) demo_output .pytest_cache build site *.egg-info

@@ -1,6 +1,6 @@
-"""Every code block of the README and of the shipped model cards runs: Python blocks as written (in order, one
-namespace per file, beside a ``photo.jpg``), and every ``dcicnn`` command line of a bash block parses (training
-commands also compose their configs, with ``--print_config``).
+"""Every code block of the README, the documentation pages (docs/) and the shipped model cards runs: Python blocks
+as written (in order, one namespace per file, beside a ``photo.jpg``), and every ``dcicnn`` command line of a bash
+block parses (training commands also compose their configs, with ``--print_config``).
 
 What a reader fills in themselves is resolved here, and only this: ``photo.jpg`` / ``q92.jpg`` (the bundled sample,
 saved as JPEG), ``path/to/model`` (the directory of the card it appears in), ``device="cuda"`` (the CPU where there
@@ -133,3 +133,19 @@ def _compose(argv: list[str]) -> None:
                 pytest.fail(f"`dcicnn {shlex.join(argv)}` does not compose: {err.getvalue()[-1500:]}")
             return
     pytest.fail(f"`dcicnn {shlex.join(argv)}` did not stop at --print_config")
+
+
+def test_readme_links_resolve() -> None:
+    """The README is not part of the site (``mkdocs build --strict`` checks the pages' links): its own relative
+    links must name files that exist."""
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    targets = [m[0] for m in re.findall(r"\]\(([^)#\s]+)(#[^)]*)?\)", text) if not m[0].startswith("http")]
+    assert targets and all((REPO_ROOT / target).exists() for target in targets), [
+        t for t in targets if not (REPO_ROOT / t).exists()
+    ]
+    headings = {
+        re.sub(r"[^a-z0-9 -]", "", heading.lower()).replace(" ", "-")
+        for heading in re.findall(r"^#+ (.+)$", text, flags=re.M)
+    }
+    anchors = re.findall(r"\]\(#([^)]+)\)", text)
+    assert set(anchors) <= headings, sorted(set(anchors) - headings)

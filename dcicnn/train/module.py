@@ -99,7 +99,8 @@ class RestorationModule(L.LightningModule):
         weight_init: how a network that is not warm-started begins: ``"torch"`` (PyTorch's default, variance
             ``1/(3 fan_in)``, which shrinks the signal about 6x per ReLU layer: a 12-layer network without BatchNorm
             lost up to 56 of 96 channels per layer to dead ReLUs and learned next to nothing) or ``"he"`` (``he_init``).
-        export_dir: where the best weights are exported in Hub layout (``None``: ``<log dir>/hub``).
+            A U-Net (``arch="unet"``) initialises itself (He, residual branches and last convolution at zero), which
+            ``"torch"`` keeps and ``"he"`` replaces.
     """
 
     def __init__(
