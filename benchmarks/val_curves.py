@@ -4,8 +4,9 @@
     python benchmarks/val_curves.py "v3 as shipped=docs/results/v3/run3-metrics.csv:last" \
         "H200 run 1=docs/results/gpu-h200/run1-metrics.csv" "H200 run 2=docs/results/gpu-h200/run2-metrics.csv"
 
-Each argument is LABEL=CSV, optionally with `:last` (only the final validation). The last column is the mean over
-the protocols with damage (the `clean` protocol's unbounded PSNR left out, as `val/psnr` does since it picks
+Each argument is LABEL=CSV, optionally with `:last` (only the final validation); `--gains` shows each protocol's
+gain over its damaged input instead of its PSNR (the clean protocol stays a PSNR). The last column is the mean PSNR
+over the protocols with damage (the `clean` protocol's unbounded PSNR left out, as `val/psnr` does since it picks
 checkpoints).
 """
 
@@ -31,6 +32,9 @@ def protocols(row: dict[str, str]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="LABEL=metrics.csv[:last]")
+    parser.add_argument(
+        "--gains", action="store_true", help="gain over the damaged input (dB) instead of PSNR (clean: PSNR)"
+    )
     args = parser.parse_args()
     table: list[tuple[str, dict[str, str]]] = []
     for spec in args.runs:
@@ -46,7 +50,11 @@ def main() -> None:
     for label, row in table:
         values = {name: float(row.get(f"val/{name}/psnr") or "nan") for name in names}
         damaged = [v for name, v in values.items() if name != "clean" and math.isfinite(v)]
-        cells = " | ".join(f"{values[name]:.2f}" for name in names)
+        if args.gains:
+            shown = {name: float(row.get(f"val/{name}/psnr_gain") or "nan") for name in names if name != "clean"}
+            cells = " | ".join(f"{values[n]:.2f}" if n == "clean" else f"{shown[n]:+.2f}" for n in names)
+        else:
+            cells = " | ".join(f"{values[name]:.2f}" for name in names)
         mean = f"{sum(damaged) / len(damaged):.2f}" if damaged else "n/a"
         print(f"| {label} | {row['step']} | {cells} | {mean} |")
 
