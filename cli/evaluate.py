@@ -64,8 +64,8 @@ def add_parser(sub: Any) -> None:
         choices=HINT_MODES,
         default=["auto"],
         help="what a conditioned model is told of each JPEG protocol: 'auto' (what restore() reads from the pixels "
-        "of an array), 'file' (the protocol's quality, as a saved JPEG file's tables give it), 'none' (withheld); "
-        "several score each model once per mode, as 'NAME [MODE]'. Blind models ignore it",
+        "of an array), 'file' (as from the protocol's JPEG file: its last save's tables, and the pixels), 'none' "
+        "(withheld); several score each model once per mode, as 'NAME [MODE]'. Blind models ignore it",
     )
     parser.set_defaults(run=run)
 
@@ -84,18 +84,22 @@ def _method(model: DCICNN, options: RestoreOptions, hint: str = "auto", memo: di
     """``model`` as an evaluation method; ``memo`` (shared by the hint modes of one model) keeps the last result, so
     a mode that runs exactly as another on this input (``file`` on a protocol that saves no JPEG is ``auto``) is
     not computed twice."""
+    from dcicnn.damage.consistency import JpegGrid
+    from dcicnn.restore.inference import FileJpeg, restore
+
     memo = {} if memo is None else memo
 
     def run(degraded: np.ndarray, protocol: str) -> np.ndarray:
-        given = options
+        given, file_jpeg = options, None
+        last_save = PROTOCOLS[protocol].jpeg
         if hint == "none":
             given = replace(options, jpeg_quality=None)
-        elif hint == "file" and PROTOCOLS[protocol].jpeg is not None:
-            given = replace(options, jpeg_quality=PROTOCOLS[protocol].jpeg)
-        key = (protocol, id(degraded), given)  # the input is kept beside its result: its id cannot be reused meanwhile
+        elif hint == "file" and last_save is not None:  # what the protocol's JPEG file says: its last save's tables
+            file_jpeg = FileJpeg(last_save, JpegGrid.from_quality(last_save))
+        key = (protocol, id(degraded), given, file_jpeg is not None)  # the input is kept beside its result
         if key not in memo:
             memo.clear()
-            memo[key] = (degraded, model.restore(degraded.astype(np.float32), options=given))
+            memo[key] = (degraded, restore(model, degraded.astype(np.float32), given, file_jpeg=file_jpeg))
         return memo[key][1]
 
     return run

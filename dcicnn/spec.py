@@ -31,6 +31,19 @@ def check_taper(value: object) -> tuple[int, int] | None:
     )
 
 
+def check_gate(value: object) -> tuple[float, float] | None:
+    """``None`` or two shares ``full < off`` in 0..1 (a list, as configs write it, is accepted)."""
+    if value is None:
+        return None
+    if isinstance(value, tuple | list) and len(value) == 2:
+        full, off = value
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (full, off)) and 0 <= full < off <= 1:
+            return float(full), float(off)
+    raise InvalidArgumentError(
+        f"consistency_gate must be None or two shares (full, off) with 0 <= full < off <= 1, got {value!r}"
+    )
+
+
 @dataclass(frozen=True)
 class Tuning:
     """What ``restore()`` does around a network, measured for one set of weights and saved with them (the
@@ -48,14 +61,21 @@ class Tuning:
             adds no noise below sigma 5, which reads 4.85 or more.
         texture_noise: noise readings below this are within what clean photos read from their texture alone
             (BSDS500: 99% below 8.9), so they do not stop the taper.
+        consistency_gate: ``(full, off)``: how much of the JPEG consistency projection to apply, from the share of
+            the network's correction (its energy) that the projection would remove: all of it up to ``full``, none
+            from ``off``, linear between. A deblurring network moves a blurred-then-compressed photo out of the
+            file's bins (they hold the blurred photo), and the projection would undo that; where the network only
+            deblocks, the projection removes little. ``None``: always all of it.
     """
 
     high_quality_taper: tuple[int, int] | None = (85, 95)
     undamaged_noise: float = 4.5
     texture_noise: float = 9.0
+    consistency_gate: tuple[float, float] | None = (0.15, 0.35)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "high_quality_taper", check_taper(self.high_quality_taper))
+        object.__setattr__(self, "consistency_gate", check_gate(self.consistency_gate))
         for name in ("undamaged_noise", "texture_noise"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 255.0:
@@ -74,8 +94,9 @@ class Tuning:
     def to_config(self) -> dict[str, Any]:
         """As ``config.json`` stores it (JSON types)."""
         values = asdict(self)
-        if self.high_quality_taper is not None:
-            values["high_quality_taper"] = list(self.high_quality_taper)
+        for name in ("high_quality_taper", "consistency_gate"):
+            if values[name] is not None:
+                values[name] = list(values[name])
         return values
 
 

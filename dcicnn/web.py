@@ -24,7 +24,7 @@ from PIL import Image, ImageOps
 from dcicnn.errors import DcicnnError, InvalidArgumentError, one_line
 from dcicnn.imageio import open_image
 from dcicnn.restore.files import restore_file
-from dcicnn.restore.inference import file_jpeg_quality
+from dcicnn.restore.inference import file_jpeg_quality, recorded_readings
 from dcicnn.restore.options import RestoreOptions
 
 if TYPE_CHECKING:
@@ -106,15 +106,20 @@ class PageRestorer:
         target = outdir / f"{source.stem}-restored{'.tif' if floating else '.png'}"
         notes: list[str] = []
         start = time.perf_counter()
-        restore_file(self.model, source, target, options, max_pixels=self.max_pixels, note=notes.append)
+        with recorded_readings() as readings:
+            restore_file(self.model, source, target, options, max_pixels=self.max_pixels, note=notes.append)
         seconds = time.perf_counter() - start
+        read = readings[0].describe() if readings and (readings[0].tables or readings[0].used) else None
         with Image.open(target) as saved:
             after = for_display(saved)
         lines = [f"**{source.name}**, {before.width} x {before.height}: restored in {seconds:.1f} s."]
         if file_quality is not None:
             lines.append(f"A JPEG file of quality {file_quality} (read from its quantisation tables).")
+        if read is not None and options.jpeg_quality == "auto":  # what the pixels add, and what was acted on
+            lines.append(f"Read: {read}.")
+            notes = [note for note in notes if read not in note]
         if self.takes_jpeg_quality:
-            told = {"auto": "auto (the file's quality, else what the pixels show)", "none": "nothing (withheld)"}
+            told = {"auto": "auto (the heaviest damage its tables and pixels show)", "none": "nothing (withheld)"}
             lines.append(f"The model was told: JPEG quality {told.get(jpeg, str(options.jpeg_quality))}.")
         lines.append(change_summary(before, after, options.strength))
         lines += [f"Note: {note.replace(str(source), source.name)}." for note in notes]

@@ -36,7 +36,12 @@ def test_tuning_is_saved_and_read_back(tmp_path: Path) -> None:
     model = conditioned(high_quality_taper=[50, 60], undamaged_noise=2.0)
     model.save_pretrained(tmp_path / "m")
     saved = json.loads((tmp_path / "m" / "config.json").read_text())["tuning"]
-    assert saved == {"high_quality_taper": [50, 60], "undamaged_noise": 2.0, "texture_noise": 9.0}
+    assert saved == {
+        "high_quality_taper": [50, 60],
+        "undamaged_noise": 2.0,
+        "texture_noise": 9.0,
+        "consistency_gate": [0.15, 0.35],
+    }
     loaded = DCICNN.from_pretrained(tmp_path / "m")
     assert loaded.spec.tuning == Tuning(high_quality_taper=(50, 60), undamaged_noise=2.0)
     assert DCICNN.from_pretrained().spec.tuning == Tuning()  # the bundled default: v3's, written in its config

@@ -69,6 +69,18 @@ def test_upload_is_restored_as_restore_does_the_file(tmp_path: Path, model: DCIC
     assert "parrots.jpg" in result.summary and "quality 30" in result.summary and "Changed" in result.summary
 
 
+def test_a_resaved_jpeg_says_what_its_pixels_show(tmp_path: Path) -> None:
+    with Image.open(SAMPLE) as sample:
+        buffer = io.BytesIO()
+        sample.convert("RGB").save(buffer, format="JPEG", quality=74)
+    upload = tmp_path / "twice.jpg"
+    with Image.open(buffer) as once:
+        once.save(upload, quality=96)  # the tables say 96, the pixels 74
+    result = PageRestorer(DCICNN.from_pretrained(), tmp_path)(str(upload), 1.0, "auto", 30)
+    assert "quality 96" in result.summary and "Read: tables q96, pixels q7" in result.summary
+    assert "Changed" in result.summary and "Note:" not in result.summary  # said once, not again as a note
+
+
 def test_page_settings_reach_restore(tmp_path: Path, model: DCICNN) -> None:
     upload = jpeg_of_sample(tmp_path / "q30.jpg")
     page = PageRestorer(model, tmp_path)

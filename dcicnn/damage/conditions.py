@@ -46,7 +46,11 @@ __all__ = [
     "estimate_jpeg_grid",
     "estimate_jpeg_quality",
     "estimate_noise",
+    "best_grid",
+    "central_window",
     "ijg_table",
+    "luma255",
+    "quality_at",
     "quality_from_tables",
 ]
 
@@ -233,37 +237,62 @@ def estimate_jpeg_grid(image: np.ndarray | torch.Tensor, *, min_blocks: int = 64
         image: uint8 ``(H, W, C)``/``(H, W)`` array, or a float 0..1 ``(C, H, W)`` tensor/array.
         min_blocks: fewest whole 8x8 blocks needed to decide.
     """
-    luma = _luma255(image)
+    luma = central_window(luma255(image))
     h, w = luma.shape
-    if h > _MAX_SIDE or w > _MAX_SIDE:  # a central window, its corner on the image's 8x8 grid, is plenty
-        top, left = max(0, (h - _MAX_SIDE) // 16 * 8), max(0, (w - _MAX_SIDE) // 16 * 8)
-        luma = luma[top : top + _MAX_SIDE, left : left + _MAX_SIDE]
-        h, w = luma.shape
     if (h // 8) * (w // 8) < min_blocks:
         return None
+    dy, dx = best_grid(luma)
+    quality = quality_at(luma, dy, dx)
+    return None if quality is None else (quality, dy, dx)
+
+
+def central_window(luma: np.ndarray) -> np.ndarray:
+    """The central part of ``luma`` (at most 768 px a side) that the JPEG readings look at, its corner on the image's
+    8x8 grid: plenty to read a lattice, at a bounded cost."""
+    h, w = luma.shape
+    top, left = max(0, (h - _MAX_SIDE) // 16 * 8), max(0, (w - _MAX_SIDE) // 16 * 8)
+    return luma[top : top + _MAX_SIDE, left : left + _MAX_SIDE]
+
+
+def best_grid(luma: np.ndarray) -> tuple[int, int]:
+    """The offset ``(dy, dx)`` of the 8x8 grid whose blocks' low-frequency coefficients sit most strongly on a
+    lattice (``_lattice_score``), searched on a central window of ``luma`` (0..255, ``(H, W)``)."""
+    h, w = luma.shape
+    centre = luma[max(0, h // 16 * 8 - 128) :, max(0, w // 16 * 8 - 128) :][:264, :264]
     best: tuple[float, int, int] | None = None
-    centre = luma[max(0, h // 16 * 8 - 128) :, max(0, w // 16 * 8 - 128) :][:264, :264]  # the grid search's window
     for dy in range(8):
         for dx in range(8):
             score = _lattice_score(centre[dy:, dx:])
             if best is None or score > best[0]:
                 best = (score, dy, dx)
     assert best is not None
-    _, dy, dx = best
+    return best[1], best[2]
+
+
+def quality_at(luma: np.ndarray, dy: int, dx: int, *, coarse_only: bool = False) -> int | None:
+    """The IJG quality whose table best matches the quantisation steps that the blocks of ``luma`` (0..255) on the
+    grid at offset ``(dy, dx)`` show; ``None`` when they show none (every step 1).
+
+    ``coarse_only`` reads an earlier save through a later one: the later save's rounding hides that save's finer
+    steps (they read 1), so only the frequencies that still show a step of 2 or more (up to 160, q5's) are matched,
+    at least two of them, each seen on at least 64 coefficients (on fewer, chance alone puts some large step above
+    the threshold).
+    """
     coefficients = _block_dct(luma[dy:, dx:])
     # A frequency with too few non-zero coefficients to judge says nothing (a smooth image quantised at q20 has
     # zeros there, which fit every table): only the others are matched against the tables.
-    measured = {(r, c): _step(coefficients[:, r, c]) for r, c in _PROBE}
-    steps = {rc: step for rc, step in measured.items() if step is not None}
-    if not steps or max(steps.values()) <= 1:
+    limit, least = (160, 64) if coarse_only else (64, 16)
+    measured = {(r, c): _step(coefficients[:, r, c], limit, least) for r, c in _PROBE}
+    steps = {rc: step for rc, step in measured.items() if step is not None and (step > 1 or not coarse_only)}
+    if not steps or max(steps.values()) <= 1 or (coarse_only and len(steps) < 2):
         return None
     index = np.array([r * 8 + c for r, c in steps])
     found = np.array(list(steps.values()), dtype=np.float64)
     distance = np.abs(np.log(_TABLES[:, index]) - np.log(found)).sum(axis=1)
-    return int(np.argmin(distance)) + 1, dy, dx
+    return int(np.argmin(distance)) + 1
 
 
-def _luma255(image: np.ndarray | torch.Tensor) -> np.ndarray:
+def luma255(image: np.ndarray | torch.Tensor) -> np.ndarray:
     """BT.601 luma (JPEG's Y) on the 0..255 scale, float64 ``(H, W)``."""
     if isinstance(image, torch.Tensor):
         array = image.detach().float().cpu().numpy()
@@ -303,15 +332,15 @@ def _lattice_score(luma: np.ndarray) -> float:
     return score
 
 
-def _step(values: np.ndarray) -> int | None:
-    """The largest quantisation step 2..64 the values sit on (see ``estimate_jpeg_quality``); 1 if none shows;
-    ``None`` if too few values are non-zero to tell."""
-    if np.count_nonzero(np.abs(values) > 1.0) < 16:
+def _step(values: np.ndarray, limit: int = 64, least: int = 16) -> int | None:
+    """The largest quantisation step 2..``limit`` the values sit on (see ``estimate_jpeg_quality``), judged on at
+    least ``least`` values; 1 if none shows; ``None`` if too few values are non-zero to tell."""
+    if np.count_nonzero(np.abs(values) > 1.0) < least:
         return None
     best = 1
-    for q in range(2, 65):
+    for q in range(2, limit + 1):
         sample = values[np.abs(values) > q / 2]
-        if sample.size < 16:
+        if sample.size < least:
             break
         if float(np.mean(np.cos(2 * np.pi * sample / q))) > _PERIODICITY:
             best = q

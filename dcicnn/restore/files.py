@@ -71,9 +71,10 @@ def restore_file(
     """Restore the image file ``source`` into ``target`` (its format from the suffix) and return ``target``.
 
     ``note`` receives what the user should know that is not an error: only the first frame of a multi-frame file is
-    restored; a 16-bit image saved to a format of 8 bits per channel. ``max_pixels``: see ``open_image``.
+    restored; a 16-bit image saved to a format of 8 bits per channel; a JPEG whose pixels show heavier damage than
+    its tables (saved more than once), and the quality it was restored as. ``max_pixels``: see ``open_image``.
     """
-    from dcicnn.restore.inference import restore
+    from dcicnn.restore.inference import recorded_readings, restore
 
     source, target = Path(source), Path(target)
     options = options or RestoreOptions()
@@ -90,6 +91,10 @@ def restore_file(
             say(f"{target}: 8 bits per channel ({target.suffix} holds no more)")
             restored = Image.fromarray((pixels.astype("float64") / 257.0).round().astype("uint8"))
         else:
-            restored = restore(model, image, options)
+            with recorded_readings() as readings:
+                restored = restore(model, image, options)
+            resaved = [r for r in readings if r.resaved]
+            if resaved and options.jpeg_quality == "auto":
+                say(f"{source}: {resaved[0].describe()}")
         target.parent.mkdir(parents=True, exist_ok=True)
         return save_image_atomic(restored, target, **save_options(restored, target, quality))

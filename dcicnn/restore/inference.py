@@ -12,6 +12,8 @@ import struct
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import astuple, dataclass
 from typing import Any, NamedTuple, Protocol, TypeVar
 
@@ -23,6 +25,7 @@ from torch.nn import functional as F
 
 from dcicnn.damage import conditions as cond
 from dcicnn.damage.consistency import JpegGrid, project
+from dcicnn.damage.reading import JpegReading, read_jpeg
 from dcicnn.errors import InvalidArgumentError
 from dcicnn.restore.options import RestoreOptions
 from dcicnn.spec import ModelSpec, Tuning
@@ -39,6 +42,7 @@ __all__ = [
     "image_damage",
     "measure",
     "plan_tiles",
+    "recorded_readings",
     "restore",
     "restore_tensor",
 ]
@@ -231,7 +235,9 @@ def restore_tensor(
     strength = options.strength
     condition, grid = None, None
     if spec.conditions or options.jpeg_consistency or options.high_quality_taper:
-        damage, grid = measure(source, options.jpeg_quality, file_jpeg=file_jpeg, scale=scale)
+        damage, grid, reading = measure(source, options.jpeg_quality, file_jpeg=file_jpeg, scale=scale)
+        for log in _READINGS.get():
+            log.append(reading)
         if options.skip_undamaged and undamaged(spec.conditions, damage, spec.tuning):
             strength = 0.0
         strength *= taper(damage, taper_span(options, spec.tuning), spec.tuning)
@@ -270,8 +276,27 @@ def restore_tensor(
                 target[:, t.cy0 : cy1, t.cx0 : cx1] = result[:, t.cy0 - t.y0 : cy1 - t.y0, t.cx0 - t.x0 : cx1 - t.x0]
     if grid is not None:  # whole blocks, after every tile: the projection sees the whole image, as without tiles
         degraded = original.to(target.device).float().div(scale)
-        out.copy_(_cast(project(target, degraded, grid).mul_(scale), out.dtype, scale))
+        projected = project(target, degraded, grid)
+        share = consistency_share(target, projected, degraded, spec.tuning.consistency_gate)
+        if share < 1.0:
+            projected = target.add_(projected.sub_(target), alpha=share)
+        out.copy_(_cast(projected.mul_(scale), out.dtype, scale))
     return out
+
+
+def consistency_share(
+    restored: torch.Tensor, projected: torch.Tensor, degraded: torch.Tensor, gate: tuple[float, float] | None
+) -> float:
+    """How much of the consistency projection to apply (``Tuning.consistency_gate``): 1 when the projection removes
+    at most ``gate[0]`` of the correction's energy, 0 from ``gate[1]``, linear between."""
+    if gate is None:
+        return 1.0
+    correction = float(restored.sub(degraded).square().sum())
+    if correction == 0.0:
+        return 1.0
+    removed = float(projected.sub(restored).square().sum()) / correction
+    full, off = gate
+    return min(1.0, max(0.0, (off - removed) / (off - full)))
 
 
 _ESTIMATE_SIDE = 1024
@@ -291,34 +316,62 @@ def measure(
     *,
     file_jpeg: FileJpeg | None = None,
     scale: float = 1.0,
-) -> tuple[torch.Tensor, JpegGrid | None]:
+) -> tuple[torch.Tensor, JpegGrid | None, JpegReading]:
     """The damage record (``dcicnn.damage.conditions.DAMAGE_FIELDS``) of a whole ``(C, H, W)`` image on the ``0..scale``
-    range, and its JPEG grid if it is known to be a JPEG.
+    range, the JPEG grid to keep the result consistent with (``None``: none), and what was read of its JPEG
+    compression (``dcicnn.damage.reading.read_jpeg``: the file's tables, the pixels' lattices).
 
-    The JPEG quality follows ``jpeg_quality`` (see ``RestoreOptions``): ``"auto"`` takes the file's, else the one its
-    pixels show (``estimate_jpeg_grid``; none: ``NOT_JPEG``); an int is taken as given (its grid from the pixels'
-    lattice, if they show one); ``None`` withholds it (and no grid). The noise sigma and the pixels' estimates are
-    measured on the central 1024x1024 window when the image is larger (noise is much the same across a photo; the
-    window's corner lies on the image's 8x8 grid, and the cost stays bounded).
+    The JPEG quality follows ``jpeg_quality`` (see ``RestoreOptions``): ``"auto"`` takes the heaviest damage read
+    (``JpegReading.used``: the file's, or an earlier save's the pixels show; none: ``NOT_JPEG``); an int is taken as
+    given (its grid from the pixels' lattice, if they show one); ``None`` withholds it (and no grid). The grid is the
+    file's own where the damage is its last save's, the pixels' with the acted-on quality's table for an earlier save
+    on the same grid, and none for an earlier save on another grid (the file's bins hold that save's blocks in
+    place). The noise sigma and the readings are measured on the central 1024x1024 window when the image is larger
+    (the window's corner lies on the image's 8x8 grid, and the cost stays bounded).
     """
     h, w = source.shape[1:]
     top, left = max(0, (h - _ESTIMATE_SIDE) // 16 * 8), max(0, (w - _ESTIMATE_SIDE) // 16 * 8)
     window = source[:, top : top + _ESTIMATE_SIDE, left : left + _ESTIMATE_SIDE].float().div(scale)
-    quality: int | None
-    grid: JpegGrid | None = None
+    sigma = float(cond.estimate_noise(window))
     if jpeg_quality is None:
-        quality = None
-    elif jpeg_quality == "auto" and file_jpeg is not None and file_jpeg.grid is not None:
-        quality, grid = file_jpeg.quality, file_jpeg.grid
+        return cond.damage_vector(None, sigma), None, JpegReading()
+    file_grid = file_jpeg.grid if file_jpeg is not None else None
+    reading = read_jpeg(
+        cond.central_window(cond.luma255(window)),
+        tables=None if file_jpeg is None else file_jpeg.quality,
+        grid=None if file_grid is None else (file_grid.dy, file_grid.dx),
+    )
+    grid: JpegGrid | None = None
+    if jpeg_quality == "auto":
+        used = reading.used
+        quality = cond.NOT_JPEG if used is None else used
+        if used is not None and not reading.off_grid:
+            if file_grid is not None and not reading.resaved:
+                grid = file_grid
+            elif reading.grid is not None and (reading.pixels is not None or file_grid is not None):
+                grid = JpegGrid.from_quality(used, *reading.grid)
     else:
-        found = cond.estimate_jpeg_grid(window)
-        if jpeg_quality == "auto":
-            quality = file_jpeg.quality if file_jpeg is not None else (found[0] if found else cond.NOT_JPEG)
-        else:
-            quality = int(jpeg_quality)
-        if found is not None and quality != cond.NOT_JPEG:
-            grid = JpegGrid.from_quality(quality, found[1], found[2])
-    return cond.damage_vector(quality, float(cond.estimate_noise(window))), grid
+        quality = int(jpeg_quality)
+        if reading.grid is not None and reading.pixels is not None:
+            grid = JpegGrid.from_quality(quality, *reading.grid)
+    return cond.damage_vector(quality, sigma), grid, reading
+
+
+#: What ``restore`` read of each image's JPEG compression, while ``recorded_readings`` is active.
+_READINGS: ContextVar[tuple[list[JpegReading], ...]] = ContextVar("dcicnn_jpeg_readings", default=())
+
+
+@contextmanager
+def recorded_readings() -> Iterator[list[JpegReading]]:
+    """Collect what ``restore`` reads of each image's JPEG compression (one ``JpegReading`` per image restored by a
+    conditioned model or with the consistency projection, in order) while the block runs: what the CLI and the web
+    page tell the user ("tables q96, pixels q74: restored as q74")."""
+    readings: list[JpegReading] = []
+    token = _READINGS.set((*_READINGS.get(), readings))  # an outer recorder keeps recording too
+    try:
+        yield readings
+    finally:
+        _READINGS.reset(token)
 
 
 def taper_span(options: RestoreOptions, tuning: Tuning) -> tuple[int, int] | None:
@@ -375,21 +428,26 @@ def dihedral_mean(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Images of every kind in, the same kind out.
-def restore(model: Restorer, image: ImageLike, options: RestoreOptions | None = None) -> ImageLike:
-    """Restore a PIL image, numpy array or tensor of any size; see ``DCICNN.restore`` for the rules."""
+def restore(
+    model: Restorer, image: ImageLike, options: RestoreOptions | None = None, *, file_jpeg: FileJpeg | None = None
+) -> ImageLike:
+    """Restore a PIL image, numpy array or tensor of any size; see ``DCICNN.restore`` for the rules. ``file_jpeg``:
+    what the JPEG file an array or tensor was decoded from says (a PIL image opened from a file carries its own)."""
     options = options or RestoreOptions()
     if isinstance(image, Image.Image):
         return _restore_pil(model, image, options)
     if isinstance(image, np.ndarray):
-        return _restore_numpy(model, image, options)
+        return _restore_numpy(model, image, options, file_jpeg)
     if isinstance(image, torch.Tensor):
-        return _restore_torch(model, image, options)
+        return _restore_torch(model, image, options, file_jpeg)
     raise TypeError(f"expected a PIL image, numpy array or torch tensor, got {type(image).__name__}")
 
 
-def _restore_torch(model: Restorer, image: torch.Tensor, options: RestoreOptions) -> torch.Tensor:
+def _restore_torch(
+    model: Restorer, image: torch.Tensor, options: RestoreOptions, file_jpeg: FileJpeg | None = None
+) -> torch.Tensor:
     if image.ndim == 3:
-        return _restore_torch(model, image[None], options)[0]
+        return _restore_torch(model, image[None], options, file_jpeg)[0]
     if image.ndim != 4 or not image.dtype.is_floating_point:
         raise InvalidArgumentError(
             f"expected a float (C, H, W) or (N, C, H, W) tensor on the 0..1 scale, got {image.dtype} "
@@ -397,7 +455,7 @@ def _restore_torch(model: Restorer, image: torch.Tensor, options: RestoreOptions
         )
     out = torch.empty_like(image)
     for i in range(image.shape[0]):
-        _restore_channels(model, image[i], options, out[i])
+        _restore_channels(model, image[i], options, out[i], file_jpeg=file_jpeg)
     return out
 
 

@@ -30,10 +30,11 @@ class RestoreOptions:
         compile: ``torch.compile`` the inference network (slow first call, faster after).
         ensemble: average the outputs for the 8 flips and 90-degree rotations (geometric self-ensemble): 8 times
             the work for a small gain (measured in the README's Results).
-        jpeg_quality: what a conditioned model is told of JPEG damage. ``"auto"`` (default): the quality in the
-            file's quantisation tables (a PIL image opened from a JPEG), else the one its pixels show
-            (``dcicnn.damage.conditions.estimate_jpeg_quality``; none found: not a JPEG); an int 1..100: that quality;
-            ``None``: withheld, the model runs blind to JPEG. Blind models ignore it.
+        jpeg_quality: what a conditioned model is told of JPEG damage. ``"auto"`` (default): the heaviest damage
+            read (``dcicnn.damage.reading.read_jpeg``): the quality in the file's quantisation tables (a PIL image
+            opened from a JPEG), or a heavier earlier save its pixels show (saved twice, on the same grid or off it);
+            for an array, what its pixels show (none found: not a JPEG); an int 1..100: that quality; ``None``:
+            withheld, the model runs blind to JPEG. Blind models ignore it.
         strength: how much of the correction to apply: ``input + strength * (restored - input)``; 0 returns the
             input untouched, 1 the model's output, up to 2 exaggerates it.
         skip_undamaged: a conditioned model (JPEG and noise conditions) returns an image untouched when it shows no
@@ -42,7 +43,9 @@ class RestoreOptions:
             texture for noise). A blurred image without JPEG or noise is left alone too.
         jpeg_consistency: when the image is known to be a JPEG (its file, or the lattice its pixels show), clip the
             result's luma DCT coefficients into the file's quantisation bins (``dcicnn.damage.consistency``): the
-            original lies in them, so this can only bring the luma closer to it.
+            original lies in them, so this can only bring the luma closer to it. Applied in proportion to how little
+            it removes of the network's correction (``Tuning.consistency_gate``: a blurred photo's bins hold the blur),
+            and not for an earlier save on another grid.
         high_quality_taper: ``"auto"`` (default: what the weights were tuned with, ``Tuning.high_quality_taper``;
             ``(85, 95)`` for the bundled default), ``(full, off)`` JPEG qualities, or ``None``. An image whose only
             measurable damage is JPEG (a quality known or read from its pixels, a noise reading within what clean

@@ -18,7 +18,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from dcicnn.damage.conditions import NOT_JPEG, damage_vector, estimate_noise
+from dcicnn.damage.conditions import NOT_JPEG, damage_vector, estimate_noise, luma255
+from dcicnn.damage.reading import read_jpeg
 from dcicnn.errors import InvalidArgumentError
 from dcicnn.train.degradations import (
     PROTOCOLS,
@@ -331,8 +332,12 @@ def collate_validation(items: list[ValidationItem]) -> ValidationBatch:
 
 def protocol_damage(protocol: str, degraded: torch.Tensor) -> torch.Tensor:
     """The damage record of a protocol's input, as ``restore`` would build it from a file: the JPEG quality the
-    protocol saved at (``NOT_JPEG`` if none) and the noise estimated on the degraded ``(C, H, W)`` image."""
-    quality = PROTOCOLS[protocol].jpeg
+    protocol saved at (``NOT_JPEG`` if none; for a protocol that saved twice, the heavier quality the file's tables
+    and its pixels show, ``JpegReading.used``) and the noise estimated on the degraded ``(C, H, W)`` image."""
+    spec = PROTOCOLS[protocol]
+    quality = spec.jpeg
+    if quality is not None and spec.prior_jpeg is not None:
+        quality = read_jpeg(luma255(degraded), tables=quality, grid=(0, 0)).used
     return damage_vector(NOT_JPEG if quality is None else quality, float(estimate_noise(degraded)))
 
 

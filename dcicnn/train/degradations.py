@@ -17,7 +17,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -68,6 +68,15 @@ class Degradation:
             most saved photos; ``"opencv"``: albumentations' ``ImageCompression`` (OpenCV's encoder).
         resize: if set, the clean crop is first resized (bicubic) to ``resize x resize``, as the paper's 64x64 pairs.
         order: the order the stages are applied in.
+        prior_jpeg_prob: probability of an earlier JPEG save (Pillow, 4:2:0), just before the JPEG stage: a photo
+            saved twice, as most photos people have are (edited, shared, re-uploaded). Only the last save is in a
+            file's tables; the earlier one is only in the pixels.
+        prior_jpeg_quality: (min, max) quality of the earlier save.
+        prior_shift_prob: probability that the earlier save's 8x8 grid is off the last one's (1-7 pixels on each
+            axis, drawn): the photo was cropped between the saves.
+        prior_rescale_prob: probability that the photo was downscaled between the saves (bicubic, by a factor drawn
+            from ``prior_rescale``): the earlier save's blocks come out smaller than 8 pixels and off any grid.
+        prior_rescale: (min, max) factor of that downscale.
     """
 
     blur_prob: float = 0.5
@@ -81,9 +90,15 @@ class Degradation:
     jpeg_codec: Literal["pillow", "opencv"] = "opencv"
     resize: int | None = None
     order: tuple[Stage, ...] = field(default=("blur", "noise", "jpeg"))
+    prior_jpeg_prob: float = 0.0
+    prior_jpeg_quality: tuple[int, int] = (10, 60)
+    prior_shift_prob: float = 0.0
+    prior_rescale_prob: float = 0.0
+    prior_rescale: tuple[float, float] = (0.5, 0.9)
 
     def __post_init__(self) -> None:
-        for name in ("blur_prob", "noise_prob", "jpeg_prob"):
+        for name in ("blur_prob", "noise_prob", "jpeg_prob", "prior_jpeg_prob", "prior_shift_prob",
+                     "prior_rescale_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InvalidArgumentError(f"{name} must be in [0, 1], got {value}")
@@ -94,10 +109,9 @@ class Degradation:
             if not levels or not all(0.0 < v <= 255.0 for v in levels):
                 raise InvalidArgumentError(f"noise_levels must be values in (0, 255], got {self.noise_levels!r}")
             self.noise_levels = levels
-        low, high = _range("jpeg_quality", self.jpeg_quality, 1, 100)
-        if int(low) != low or int(high) != high:
-            raise InvalidArgumentError(f"jpeg_quality must be integers, got {self.jpeg_quality}")
-        self.jpeg_quality = (int(low), int(high))
+        self.jpeg_quality = _qualities("jpeg_quality", self.jpeg_quality)
+        self.prior_jpeg_quality = _qualities("prior_jpeg_quality", self.prior_jpeg_quality)
+        self.prior_rescale = _range("prior_rescale", self.prior_rescale, 0.1, 1.0)
         if self.blur_prob > 0 and self.blur_sigma[0] <= 0:
             raise InvalidArgumentError(f"blur_sigma must be > 0 when blur_prob > 0, got {self.blur_sigma}")
         if self.resize is not None and (isinstance(self.resize, bool) or self.resize < 1):
@@ -146,7 +160,18 @@ class Degradation:
                 else A.ImageCompression(compression_type="jpeg", quality_range=self.jpeg_quality, p=self.jpeg_prob)
             ),
         }
-        return A.Compose([stages[name] for name in self.order], strict=True, save_applied_params=True)
+        transforms = [stages[name] for name in self.order]
+        if self.prior_jpeg_prob > 0:
+            prior = _albumentations_transforms()[2](
+                quality_range=self.prior_jpeg_quality,
+                shift_prob=self.prior_shift_prob,
+                rescale_prob=self.prior_rescale_prob,
+                rescale_range=self.prior_rescale,
+                p=self.prior_jpeg_prob,
+            )
+            at = self.order.index("jpeg") if "jpeg" in self.order else len(transforms)
+            transforms.insert(at, prior)
+        return A.Compose(transforms, strict=True, save_applied_params=True)
 
 
 @dataclass
@@ -195,8 +220,8 @@ class DegradationMix:
         return A.Compose([A.OneOf(choices, p=1.0)], strict=True, save_applied_params=True)
 
 
-def _albumentations_transforms() -> tuple[type, type]:
-    """The two transforms defined here, built on albumentations' classes when a pipeline first needs them."""
+def _albumentations_transforms() -> tuple[type, type, type]:
+    """The three transforms defined here, built on albumentations' classes when a pipeline first needs them."""
     global _TRANSFORMS
     if _TRANSFORMS is None:
         import albumentations as A
@@ -227,11 +252,71 @@ def _albumentations_transforms() -> tuple[type, type]:
             def get_transform_init_args_names(self) -> tuple[str, ...]:
                 return ("quality_range",)
 
-        _TRANSFORMS = (Unclipped, Pillow)
+        class PriorJPEG(Pillow):
+            """An earlier Pillow JPEG save, on a grid offset by ``shift`` (rows, columns) or at ``1 / scale`` times
+            the size (the photo downscaled by ``scale`` after it): ``quality``, ``shift`` and ``scale`` are in the
+            applied parameters."""
+
+            def __init__(
+                self,
+                quality_range: tuple[int, int] = (10, 60),
+                shift_prob: float = 0.0,
+                rescale_prob: float = 0.0,
+                rescale_range: tuple[float, float] = (0.5, 0.9),
+                p: float = 0.5,
+            ) -> None:
+                super().__init__(quality_range=quality_range, p=p)
+                self.shift_prob = float(shift_prob)
+                self.rescale_prob = float(rescale_prob)
+                self.rescale_range = (float(rescale_range[0]), float(rescale_range[1]))
+
+            def get_params(self) -> dict[str, Any]:
+                r = self.py_random
+                shift = (r.randint(1, 7), r.randint(1, 7)) if r.random() < self.shift_prob else (0, 0)
+                scale = r.uniform(*self.rescale_range) if r.random() < self.rescale_prob else 1.0
+                return {"quality": r.randint(*self.quality_range), "shift": shift, "scale": scale}
+
+            def apply(  # type: ignore[override]
+                self, img: np.ndarray, quality: int, shift: tuple[int, int], scale: float, **params: object
+            ) -> np.ndarray:
+                floating = img.dtype != np.uint8
+                pixels = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8) if floating else img
+                coded = earlier_save(_ensure_hwc(pixels), quality, shift, scale).reshape(pixels.shape)
+                return coded.astype(np.float32) / np.float32(255.0) if floating else coded
+
+            def get_transform_init_args_names(self) -> tuple[str, ...]:
+                return ("quality_range", "shift_prob", "rescale_prob", "rescale_range")
+
+        _TRANSFORMS = (Unclipped, Pillow, PriorJPEG)
     return _TRANSFORMS
 
 
-_TRANSFORMS: tuple[type, type] | None = None
+_TRANSFORMS: tuple[type, type, type] | None = None
+
+
+def earlier_save(image: np.ndarray, quality: int, shift: tuple[int, int] = (0, 0), scale: float = 1.0) -> np.ndarray:
+    """``image`` (uint8 HxWxC) as it looks after a JPEG save made before it: on a grid ``shift`` (rows, columns) off
+    its own (the save's 8x8 blocks start ``shift`` pixels up and left of the image's corner), or, with ``scale < 1``,
+    at ``1 / scale`` times its size and then downscaled to it (bicubic) again."""
+    h, w = image.shape[:2]
+    if scale < 1.0:
+        large = _resize(image, (round(h / scale), round(w / scale)))
+        return _resize(jpeg(large, quality), (h, w))
+    dy, dx = shift
+    padded = np.pad(image, ((dy, 0), (dx, 0), (0, 0)), mode="edge")
+    return np.ascontiguousarray(jpeg(padded, quality)[dy:, dx:])
+
+
+def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bicubic resize of a uint8 HxWxC image to ``size`` (rows, columns)."""
+    if image.shape[:2] == size:
+        return image
+    pil = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
+    return _ensure_hwc(np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BICUBIC)))
+
+
+def _ensure_hwc(image: np.ndarray) -> np.ndarray:
+    return image[:, :, None] if image.ndim == 2 else image
 
 
 def _UnclippedGaussNoise(**kwargs: object) -> A.GaussNoise:  # noqa: N802  # a class-like factory
@@ -248,11 +333,28 @@ JPEG_STAGES = ("Pillow", "ImageCompression")
 
 
 def applied_jpeg_quality(applied: list[tuple[str, dict[str, object]]]) -> int | None:
-    """The quality of the JPEG stage (Pillow or OpenCV) among a pipeline's applied transforms, if one ran."""
+    """The JPEG quality a restorer reading the result would find, or ``None`` if no JPEG stage ran.
+
+    One save: its quality (Pillow or OpenCV). Two saves (``prior_jpeg_prob``): the heavier of the two when the
+    earlier save is on the last one's grid, as ``dcicnn.damage.reading`` reads it from the pixels; the last save's
+    alone when the earlier one is off that grid or was resized, which the tables report and the pixel reading
+    mostly cannot see past: the network must then judge the damage from the pixels. An earlier save alone (no JPEG
+    stage after it) is read from the pixels unless it was resized.
+    """
+    last: int | None = None
+    prior: dict[str, object] | None = None
     for name, params in applied:
-        if name in JPEG_STAGES and "quality" in params:
-            return int(params["quality"])  # type: ignore[call-overload]  # an int, set by get_params above
-    return None
+        if name == "PriorJPEG":
+            prior = params
+        elif name in JPEG_STAGES and "quality" in params:
+            last = int(params["quality"])  # type: ignore[call-overload]  # an int, set by get_params above
+    if prior is None:
+        return last
+    earlier = int(prior["quality"])  # type: ignore[call-overload]
+    on_grid = tuple(prior["shift"]) == (0, 0) and float(prior["scale"]) >= 1.0  # type: ignore[arg-type]
+    if last is None:
+        return earlier if float(prior["scale"]) >= 1.0 else None  # type: ignore[arg-type]
+    return min(earlier, last) if on_grid else last
 
 
 def applied_noise_sigma(applied: list[tuple[str, dict[str, object]]]) -> float:
@@ -278,6 +380,13 @@ def seed_pipeline(pipeline: A.BaseCompose, seed: int) -> None:
     pipeline.set_random_state(np.random.default_rng(seed), random.Random(seed))
 
 
+def _qualities(name: str, value: tuple[int, int]) -> tuple[int, int]:
+    low, high = _range(name, value, 1, 100)
+    if int(low) != low or int(high) != high:
+        raise InvalidArgumentError(f"{name} must be integers, got {value}")
+    return (int(low), int(high))
+
+
 def _range(name: str, value: tuple[float, float], low: float, high: float) -> tuple[float, float]:
     try:
         a, b = (float(v) for v in value)
@@ -299,6 +408,7 @@ class _Protocol:
     size: int | None = None
     prior_jpeg: int | None = None  # an earlier JPEG save, before ``rescale`` and the final ``jpeg``
     rescale: float | None = None  # bicubic resize after ``prior_jpeg``; the reference is the clean image so resized
+    shift: int = 0  # rows and columns cropped from the top-left after ``prior_jpeg``: the next save's grid moves
 
 
 PROTOCOLS: dict[str, _Protocol] = {
@@ -313,9 +423,13 @@ PROTOCOLS: dict[str, _Protocol] = {
     "clean": _Protocol(),
     **{f"jpeg-q{q}": _Protocol(jpeg=q) for q in (50, 75, 90, 95)},
     "noise-s5": _Protocol(noise=5.0, clip_noise=False),
-    # The file's JPEG quality is a hint that can be wrong: a q30 photo re-saved at q90 (its file says 90), and the
-    # same resized to 75% in between (its 8x8 grid gone, too).
+    # Saved twice, as most photos are (edited, shared, re-uploaded): the file's tables describe only the last save.
+    # On the same grid (a q30 photo re-saved at q90; a q75 one at q96), off it (cropped 4 pixels between the saves:
+    # FBCNN's double-JPEG protocol), and resized to 75% between the saves (its 8x8 grid gone).
     "jpeg-q30+q90": _Protocol(prior_jpeg=30, jpeg=90),
+    "jpeg-q75+q96": _Protocol(prior_jpeg=75, jpeg=96),
+    "jpeg-q10+shift+q30": _Protocol(prior_jpeg=10, shift=4, jpeg=30),
+    "jpeg-q30+shift+q50": _Protocol(prior_jpeg=30, shift=4, jpeg=50),
     "jpeg-q30+resize+q90": _Protocol(prior_jpeg=30, rescale=0.75, jpeg=90),
 }
 """Named evaluation protocols (see ``../shared/DESIGN.md`` and the README)."""
@@ -329,12 +443,14 @@ def protocol_rng(protocol: str, key: str) -> np.random.Generator:
 
 def protocol_target(protocol: str, image: np.ndarray) -> np.ndarray:
     """The clean reference for ``protocol``: ``image`` itself, for ``paper-S`` its centre square crop resized
-    (bicubic) to SxS, for a ``rescale`` protocol the image resized (bicubic) by that factor. uint8, same layout as
-    ``image``."""
+    (bicubic) to SxS, for a ``rescale`` protocol the image resized (bicubic) by that factor, for a ``shift`` one the
+    image less its first ``shift`` rows and columns. uint8, same layout as ``image``."""
     spec = _lookup(protocol)
     image = _check_image(image)
     if spec.rescale is not None:
-        return _rescale(image, spec.rescale)
+        image = _rescale(image, spec.rescale)
+    if spec.shift:
+        image = image[spec.shift :, spec.shift :]
     if spec.size is None:
         return image
     return _paper_resize(image, spec.size)
@@ -362,7 +478,8 @@ def apply_protocol(protocol: str, image: np.ndarray, key: str) -> np.ndarray:
         reference is ``protocol_target(protocol, image)``.
     """
     spec = _lookup(protocol)
-    image = _check_image(image) if spec.rescale is not None else protocol_target(protocol, image)
+    staged = spec.rescale is not None or spec.shift  # resized or cropped between the saves: the clean image first
+    image = _check_image(image) if staged else protocol_target(protocol, image)
     rng = protocol_rng(protocol, key)
     work = image.astype(np.float64)
     if spec.blur:
@@ -375,6 +492,8 @@ def apply_protocol(protocol: str, image: np.ndarray, key: str) -> np.ndarray:
         work = jpeg(work.astype(np.uint8), spec.prior_jpeg).astype(np.float64)
     if spec.rescale is not None:
         work = _rescale(work.astype(np.uint8), spec.rescale).astype(np.float64)
+    if spec.shift:
+        work = work[spec.shift :, spec.shift :]
     if spec.jpeg is not None:
         work = jpeg(work.astype(np.uint8), spec.jpeg).astype(np.float64)
     return (work / 255.0).astype(np.float32)

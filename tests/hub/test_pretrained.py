@@ -39,7 +39,12 @@ def test_save_writes_hub_layout(tmp_path: Path) -> None:
         "arch": "plain",
         "scales": 3,
         "blocks": 2,
-        "tuning": {"high_quality_taper": [85, 95], "undamaged_noise": 4.5, "texture_noise": 9.0},
+        "tuning": {
+            "high_quality_taper": [85, 95],
+            "undamaged_noise": 4.5,
+            "texture_noise": 9.0,
+            "consistency_gate": [0.15, 0.35],
+        },
     }
 
 

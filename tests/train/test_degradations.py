@@ -19,8 +19,11 @@ from dcicnn.train.degradations import (
     PROTOCOLS,
     Degradation,
     DegradationMix,
+    applied_jpeg_quality,
     apply_protocol,
+    earlier_save,
     gaussian_blur,
+    jpeg,
     protocol_target,
     seed_pipeline,
 )
@@ -83,6 +86,8 @@ def test_stronger_degradations_cost_more_psnr() -> None:
     assert scores["clean"] > 100  # float32 rounding of k / 255 only
     # a re-saved JPEG keeps its first, heavier damage
     assert scores["jpeg-q30+q90"] < scores["jpeg-q90"] and abs(scores["jpeg-q30+q90"] - scores["jpeg-q30"]) < 0.5
+    assert scores["jpeg-q75+q96"] < scores["jpeg-q95"] and abs(scores["jpeg-q75+q96"] - scores["jpeg-q75"]) < 0.5
+    assert scores["jpeg-q10+shift+q30"] < scores["jpeg-q30"] and scores["jpeg-q30+shift+q50"] < scores["jpeg-q50"]
     assert all(12 < s < 50 for p, s in scores.items() if p != "clean"), scores
 
 
@@ -92,6 +97,15 @@ def test_a_resized_protocol_is_scored_against_the_clean_image_so_resized() -> No
     target = protocol_target("jpeg-q30+resize+q90", image)
     assert degraded.shape == target.shape == (round(image.shape[0] * 0.75), round(image.shape[1] * 0.75), 3)
     assert 20 < psnr(degraded, target / 255.0) < 40
+
+
+def test_a_shifted_protocol_crops_between_the_saves_and_scores_against_the_crop() -> None:
+    image = sample()
+    degraded = apply_protocol("jpeg-q10+shift+q30", image, key="s")
+    target = protocol_target("jpeg-q10+shift+q30", image)
+    assert np.array_equal(target, image[4:, 4:]) and degraded.shape == target.shape
+    first = jpeg(image, 10)[4:, 4:]  # the first save, cropped: the second grid lies 4 pixels off the first
+    assert np.array_equal(np.rint(degraded * 255).astype(np.uint8), jpeg(first, 30))
 
 
 def test_clean_protocol_is_the_image_itself() -> None:
@@ -224,6 +238,52 @@ def test_noise_levels_are_drawn_from_the_list() -> None:
     assert 10 < sum(s < 10 for s in sigmas) < 30  # both levels, about equally often
 
 
+def test_an_earlier_save_on_the_grid_is_the_protocols_double_jpeg() -> None:
+    image = sample()[:64, :64]
+    np.testing.assert_array_equal(earlier_save(image, 30), jpeg(image, 30))
+    double = jpeg(earlier_save(image, 30), 90)
+    np.testing.assert_array_equal(double, np.rint(apply_protocol("jpeg-q30+q90", image, key="k") * 255))
+
+
+def test_an_earlier_save_off_the_grid_or_resized_leaves_its_blocks_elsewhere() -> None:
+    image = sample()[:96, :96]
+    shifted = earlier_save(image, 10, shift=(3, 5))
+    # the shifted save's block edges run along rows 5, 13, ... and columns 3, 11, ...: the steps between pixels
+    # are largest there, and not on the image's own 8x8 grid
+    rows = np.abs(np.diff(shifted.astype(np.float64), axis=0)).mean(axis=(1, 2))
+    cols = np.abs(np.diff(shifted.astype(np.float64), axis=1)).mean(axis=(0, 2))
+    assert int(np.argmax([rows[k::8].mean() for k in range(8)])) == 4  # between rows 4 and 5
+    assert int(np.argmax([cols[k::8].mean() for k in range(8)])) == 2
+    resized = earlier_save(image, 10, scale=0.75)
+    assert resized.shape == image.shape and 20 < psnr(resized / 255.0, image / 255.0) < 32
+    assert psnr(resized / 255.0, image / 255.0) < psnr(earlier_save(image, 90, scale=0.75) / 255.0, image / 255.0)
+
+
+def test_training_saves_twice_and_records_what_a_reader_would_find() -> None:
+    image = (sample()[:64, :64] / 255.0).astype(np.float32)
+    twice = Degradation(blur_prob=0, noise_prob=0, jpeg_prob=1, jpeg_quality=(90, 90), jpeg_codec="pillow",
+                        prior_jpeg_prob=1, prior_jpeg_quality=(20, 20), prior_shift_prob=0.5, prior_rescale_prob=0.3)
+    pipeline = twice.build()
+    seen: dict[str, list[int | None]] = {"on grid": [], "shifted": [], "resized": []}
+    for seed in range(60):
+        seed_pipeline(pipeline, seed)
+        result = pipeline(image=image)
+        applied = result["applied_transforms"]
+        [prior] = [params for name, params in applied if name == "PriorJPEG"]
+        kind = "resized" if prior["scale"] < 1 else "shifted" if prior["shift"] != (0, 0) else "on grid"
+        seen[kind].append(applied_jpeg_quality(applied))
+        if kind == "on grid":
+            pixels = np.rint(image * 255).astype(np.uint8)
+            np.testing.assert_array_equal(np.rint(result["image"] * 255), jpeg(jpeg(pixels, 20), 90))
+    assert all(seen.values()), {k: len(v) for k, v in seen.items()}
+    assert set(seen["on grid"]) == {20}  # the heavier save, which the pixels show on the file's own grid
+    assert set(seen["shifted"]) == set(seen["resized"]) == {90}  # the file's tables: the pixels must tell the rest
+    prior_only = Degradation(blur_prob=0, noise_prob=0, jpeg_prob=0, prior_jpeg_prob=1, prior_jpeg_quality=(40, 40))
+    pipeline = prior_only.build()
+    seed_pipeline(pipeline, 0)
+    assert applied_jpeg_quality(pipeline(image=image)["applied_transforms"]) == 40
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -236,6 +296,9 @@ def test_noise_levels_are_drawn_from_the_list() -> None:
         ({"order": ("sharpen",)}, "order must list distinct"),
         ({"resize": 0}, "resize must be"),
         ({"noise_levels": (0, 5)}, "noise_levels must be values"),
+        ({"prior_jpeg_prob": 2}, "prior_jpeg_prob must be in"),
+        ({"prior_jpeg_quality": (50, 10)}, "prior_jpeg_quality must satisfy"),
+        ({"prior_rescale": (0.05, 0.5)}, "prior_rescale must satisfy"),
     ],
 )
 def test_degradation_validation(kwargs: dict, message: str) -> None:

@@ -1,0 +1,113 @@
+"""The JPEG reading: a file's tables and what its pixels show (saved twice, on and off the grid), and what restore does
+with it."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dcicnn import DCICNN
+from dcicnn.damage.conditions import central_window, luma255
+from dcicnn.damage.reading import JpegReading, read_jpeg
+from dcicnn.restore.files import restore_file
+from dcicnn.restore.inference import FileJpeg, consistency_share, measure, recorded_readings
+from dcicnn.train.degradations import jpeg
+from tests.conftest import REPO_ROOT
+
+SAMPLE = np.asarray(Image.open(REPO_ROOT / "dcicnn" / "assets" / "sample.png").convert("RGB"))
+
+
+def read(image: np.ndarray, tables: int | None = None) -> JpegReading:
+    return read_jpeg(central_window(luma255(image)), tables=tables, grid=None if tables is None else (0, 0))
+
+
+def saved(image: np.ndarray, *qualities: int, shift: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """``image`` saved at each quality in turn, cropped by ``shift`` after the first save."""
+    out = jpeg(image, qualities[0])[shift[0] :, shift[1] :]
+    for quality in qualities[1:]:
+        out = jpeg(out, quality)
+    return out
+
+
+def test_single_saves_read_as_their_tables_and_clean_images_as_no_jpeg() -> None:
+    assert read(SAMPLE).used is None and read(SAMPLE).describe() == "no JPEG grid in the pixels"
+    for quality in (10, 40, 75, 90, 95):
+        reading = read(saved(SAMPLE, quality), tables=quality)
+        assert reading.used == quality and not reading.resaved, reading
+        pixels = read(saved(SAMPLE, quality)).used  # an array: the pixels alone (q95's steps are mostly 1: none)
+        assert (pixels is None) if quality == 95 else abs(pixels - quality) <= 5
+
+
+def test_a_resave_on_the_same_grid_reads_the_earlier_heavier_save() -> None:
+    reading = read(saved(SAMPLE, 75, 96), tables=96)
+    assert reading.resaved and not reading.off_grid
+    assert 70 <= reading.used <= 78
+    assert reading.describe() == f"tables q96, pixels q{reading.pixels}: restored as q{reading.used}"
+    assert read(saved(SAMPLE, 95, 96), tables=96).used == 96  # nothing heavier to find: the tables
+
+
+@pytest.mark.parametrize(("first", "last", "shift"), [(10, 30, (4, 4)), (30, 90, (3, 5))])
+def test_a_resave_off_the_grid_reads_the_earlier_save_on_its_own_grid(
+    first: int, last: int, shift: tuple[int, int]
+) -> None:
+    reading = read(saved(SAMPLE, first, last, shift=shift), tables=last)
+    assert reading.off_grid and abs(reading.used - first) <= 3
+    assert reading.earlier_grid == ((8 - shift[0]) % 8, (8 - shift[1]) % 8)
+    assert "an earlier save" in reading.describe()
+
+
+def test_the_heavier_reading_counts_only_beyond_the_tolerance() -> None:
+    assert JpegReading(tables=40, pixels=35).used == 40  # a single save read a little low
+    assert JpegReading(tables=96, pixels=74).used == 74
+    assert JpegReading(tables=50, pixels=48, earlier=30, earlier_grid=(4, 4)).used == 30
+    assert JpegReading(pixels=30, earlier=57, earlier_grid=(0, 4)).used == 30  # a lighter "earlier" is ignored
+    assert JpegReading(tables=90).used == 90 and not JpegReading(tables=90).resaved
+
+
+def test_measure_acts_on_the_heavier_save_and_drops_the_grid_of_an_off_grid_one() -> None:
+    twice = torch.from_numpy(saved(SAMPLE, 75, 96).copy()).permute(2, 0, 1)
+    file = FileJpeg(96, None)
+    damage, grid, reading = measure(twice, "auto", file_jpeg=file, scale=255.0)
+    assert float(damage[0]) == reading.used < 80 and grid is not None  # same grid: projected on q7x's bins
+    assert grid.table[0, 0] == pytest.approx(float(np.clip((16 * (200 - 2 * reading.used) + 50) // 100, 1, 255)))
+    damage, _, _ = measure(twice, 96, file_jpeg=file, scale=255.0)
+    assert float(damage[0]) == 96  # an int is taken as given
+    shifted = torch.from_numpy(saved(SAMPLE, 10, 30, shift=(4, 4)).copy()).permute(2, 0, 1)
+    damage, grid, reading = measure(shifted, "auto", file_jpeg=FileJpeg(30, None), scale=255.0)
+    assert float(damage[0]) <= 13 and grid is None and reading.off_grid
+
+
+def test_the_consistency_gate_scales_the_projection_by_what_it_would_remove() -> None:
+    degraded = torch.zeros(1, 8, 8)
+    restored = torch.ones(1, 8, 8)
+    for removed, share in ((0.0, 1.0), (0.1, 1.0), (0.25, 0.5), (0.5, 0.0)):
+        projected = restored - np.sqrt(removed)  # removes `removed` of the correction's energy
+        assert consistency_share(restored, projected, degraded, (0.15, 0.35)) == pytest.approx(share)
+    assert consistency_share(restored, degraded, degraded, None) == 1.0
+    assert consistency_share(degraded, degraded, degraded, (0.15, 0.35)) == 1.0  # no correction at all
+
+
+def test_a_resaved_jpeg_file_is_restored_and_the_reading_noted(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(saved(SAMPLE, 74)).save(buffer, format="JPEG", quality=96)
+    source = tmp_path / "twice.jpg"
+    source.write_bytes(buffer.getvalue())
+    model = DCICNN.from_pretrained()
+    notes: list[str] = []
+    with recorded_readings() as readings:
+        target = restore_file(model, source, tmp_path / "out.png", note=notes.append)
+    assert readings[0].tables == 96 and readings[0].used is not None and readings[0].used < 80
+    assert notes == [f"{source}: {readings[0].describe()}"] and "tables q96, pixels q7" in notes[0]
+    with Image.open(source) as before, Image.open(target) as after:
+        assert not np.array_equal(np.asarray(before), np.asarray(after))  # deblocked, not returned untouched
+    once = tmp_path / "once.jpg"  # a single save at q96: untouched, and nothing to note
+    Image.fromarray(SAMPLE).save(once, quality=96)
+    notes.clear()
+    restore_file(model, once, tmp_path / "once.png", note=notes.append)
+    with Image.open(once) as before, Image.open(tmp_path / "once.png") as after:
+        assert np.array_equal(np.asarray(before), np.asarray(after)) and notes == []
