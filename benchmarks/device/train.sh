@@ -15,8 +15,8 @@
 # issue 12; v3-wide: the same recipe on the pixel-unshuffled network of configs/v3-wide.yaml, warm-started from its
 # 8-minute H200 run in docs/results/gpu-h200-wide (a 2-minute continuation gained 0.02 dB: it levels off); v3-deep:
 # the same recipe on DnCNN's 17 layers (configs/v3-deep.yaml), from scratch at gpu.yaml's 1e-3; v4: the same recipe on
-# the multi-scale U-Net of configs/v4.yaml (issue 22), warm-started from its 53 one-core CPU minutes
-# (docs/results/v4-cpu) at v4's 5e-4 (the network is far from trained: 6,800 steps), the next to try; blind:
+# the multi-scale U-Net of configs/v4.yaml (issue 22), warm-started from its 193 one-core CPU minutes
+# (docs/results/v4-cpu) at v4's 5e-4 (the network is far from trained: 14,000 steps), the next to try; blind:
 # configs/blind.yaml + blind-gpu.yaml, the H100 run's), TRAIN_TIME (DD:HH:MM:SS, default 00:00:04:00), INIT_FROM
 # (weights to warm-start from, default the bundled default, which a conditioned network widens with zero weights for
 # its condition inputs; "none" trains from scratch), DATA (default .device/data, else ../shared/data), PYTHON
