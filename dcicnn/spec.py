@@ -62,10 +62,11 @@ class Tuning:
         texture_noise: noise readings below this are within what clean photos read from their texture alone
             (BSDS500: 99% below 8.9), so they do not stop the taper.
         consistency_gate: ``(full, off)``: how much of the JPEG consistency projection to apply, from the share of
-            the network's correction (its energy) that the projection would remove: all of it up to ``full``, none
-            from ``off``, linear between. A deblurring network moves a blurred-then-compressed photo out of the
-            file's bins (they hold the blurred photo), and the projection would undo that; where the network only
-            deblocks, the projection removes little. ``None``: always all of it.
+            the network's correction (its energy) that the projection would remove (the median over the busier
+            half of the image's 16x16 cells): all of it up to ``full``, none from ``off``, linear between. A
+            deblurring network moves a blurred-then-compressed photo out of the file's bins (they hold the blurred
+            photo), and the projection would undo that; where the network only deblocks, the projection removes
+            little. ``None``: always all of it.
     """
 
     high_quality_taper: tuple[int, int] | None = (85, 95)

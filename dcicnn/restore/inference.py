@@ -288,15 +288,30 @@ def consistency_share(
     restored: torch.Tensor, projected: torch.Tensor, degraded: torch.Tensor, gate: tuple[float, float] | None
 ) -> float:
     """How much of the consistency projection to apply (``Tuning.consistency_gate``): 1 when the projection removes
-    at most ``gate[0]`` of the correction's energy, 0 from ``gate[1]``, linear between."""
+    at most ``gate[0]`` of the correction's energy, 0 from ``gate[1]``, linear between.
+
+    The share removed is the median over the image's 16x16 cells among the busier half (those where the network
+    changed the most): blur under the JPEG is a property of the whole photo, and the projection then undoes the
+    network's deblurring in most cells, whereas a network that invents texture where the photo has a fine pattern
+    does so in a few cells, which the projection must keep correcting.
+    """
     if gate is None:
         return 1.0
-    correction = float(restored.sub(degraded).square().sum())
-    if correction == 0.0:
+    correction = _cell_energy(restored.sub(degraded))
+    busy = correction > 0
+    if not bool(busy.any()):
         return 1.0
-    removed = float(projected.sub(restored).square().sum()) / correction
+    busy &= correction >= correction[busy].median()
+    removed = float((_cell_energy(projected.sub(restored))[busy] / correction[busy]).median())
     full, off = gate
     return min(1.0, max(0.0, (off - removed) / (off - full)))
+
+
+def _cell_energy(difference: torch.Tensor, cell: int = 16) -> torch.Tensor:
+    """The squared ``(C, H, W)`` difference summed over channels and ``cell`` x ``cell`` cells (the image's
+    remainder rows and columns form their own, smaller cells), flattened."""
+    energy = difference.float().square().sum(0)[None, None]
+    return F.avg_pool2d(energy, cell, ceil_mode=True).flatten() * (cell * cell)
 
 
 _ESTIMATE_SIDE = 1024

@@ -92,6 +92,16 @@ def test_the_consistency_gate_scales_the_projection_by_what_it_would_remove() ->
     assert consistency_share(degraded, degraded, degraded, (0.15, 0.35)) == 1.0  # no correction at all
 
 
+def test_the_gate_keeps_projecting_where_the_network_invents_texture_in_a_few_cells() -> None:
+    degraded = torch.zeros(3, 64, 64)
+    restored = torch.ones(3, 64, 64)  # the network changed every 16x16 cell alike
+    blur_like = restored * 0.3  # the projection would undo half its energy everywhere: blur under the JPEG
+    assert consistency_share(restored, blur_like, degraded, (0.15, 0.35)) == 0.0
+    local = restored.clone()
+    local[:, :16, :32] = 0.0  # ... and all of it in 2 cells of 16: a pattern invented there
+    assert consistency_share(restored, local, degraded, (0.15, 0.35)) == 1.0
+
+
 def test_a_resaved_jpeg_file_is_restored_and_the_reading_noted(tmp_path: Path) -> None:
     buffer = io.BytesIO()
     Image.fromarray(saved(SAMPLE, 74)).save(buffer, format="JPEG", quality=96)
