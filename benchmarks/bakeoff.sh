@@ -8,7 +8,9 @@
 #     ARMS="unet-32x3x2 plain-64x8" TIME=00:00:05:00 CORE=0 bash benchmarks/bakeoff.sh
 #
 # Environment: ARMS (names below), TIME (per arm, DD:HH:MM:SS), VAL_EVERY (validation interval, DD:HH:MM:SS),
-# CORE (the core to pin to; empty: no pinning), ROOT (default runs/bakeoff), DATA (default ../shared/data).
+# CORE (the core to pin to; empty: no pinning), ROOT (default runs/bakeoff), DATA (default ../shared/data), V4_CONFIG
+# (default configs/v4.yaml; the published bake-off ran on v3's mix alone, before v4.yaml added photos saved twice:
+# `git show 1b0d204:configs/v4.yaml > /tmp/v4-bakeoff.yaml; V4_CONFIG=/tmp/v4-bakeoff.yaml bash benchmarks/bakeoff.sh`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ARMS=${ARMS:-"plain-64x8 unet-32x3x2 unet-32x4x2 unet-48x3x1 plain-64x8-warm"}
@@ -18,6 +20,7 @@ CORE=${CORE-1}
 ROOT=${ROOT:-runs/bakeoff}
 DATA=${DATA:-../shared/data}
 DCICNN=${DCICNN:-dcicnn}
+V4_CONFIG=${V4_CONFIG:-configs/v4.yaml}
 
 arm_args() {
     local unet=(--model.network.init_args.arch unet --model.network.init_args.depth 8)
@@ -26,7 +29,7 @@ arm_args() {
         plain-64x8) echo --model.network.init_args.arch plain --model.network.init_args.width 64 ;;
         # v3 itself, trained on (the warm-started reference a new network has to catch)
         plain-64x8-warm) echo --model.network.init_args.arch plain --model.network.init_args.width 64 \
-            --model.init_from dcicnn/pretrained/default --model.lr 0.0002 ;;
+            --model.init_from dcicnn/pretrained/v3 --model.lr 0.0002 ;;
         # U-Nets: width x scales x blocks per scale and side
         unet-*) IFS=x read -r width scales blocks <<< "${1#unet-}"
             echo "${unet[@]}" --model.network.init_args.width "$width" --model.network.init_args.scales "$scales" \
@@ -42,7 +45,7 @@ for arm in $ARMS; do
     echo "== $(date -u +%FT%TZ) $arm: $args"
     # shellcheck disable=SC2086  # the arm's arguments are words
     OMP_NUM_THREADS=1 "${pin[@]}" "$DCICNN" fit --config configs/default.yaml --config configs/v3.yaml \
-        --config configs/v4.yaml $args \
+        --config "$V4_CONFIG" $args \
         --trainer.max_time "$TIME" --trainer.val_check_interval "$VAL_EVERY" --trainer.enable_progress_bar false \
         --trainer.default_root_dir "$ROOT/$arm" --data.num_workers 1 --data.val_crop 192 \
         --data.train_dirs "[$DATA/bsds500/train, $DATA/bsds500/test]" --data.val_dirs "[$DATA/mcmaster]" \

@@ -78,8 +78,8 @@ class DCICNN(
         scales: the U-Net's resolutions (2 to 5); its tiles align to ``2**(scales - 1)`` pixels.
         blocks: the U-Net's residual blocks per scale on each side.
         tuning: what ``restore()`` does around the network for these weights (``dcicnn.spec.Tuning``: the high-quality
-            taper and the noise thresholds), as a dict; ``None``: the defaults, tuned for the bundled v3. Saved in
-            ``config.json`` with the weights, so another set of weights does not inherit it.
+            taper and the noise thresholds), as a dict; ``None``: the defaults, tuned for the bundled v3 (and kept
+            for v4). Saved in ``config.json`` with the weights, so another set of weights does not inherit it.
     """
 
     def __init__(

@@ -49,8 +49,8 @@ class Tuning:
     """What ``restore()`` does around a network, measured for one set of weights and saved with them (the
     ``tuning`` entry of their ``config.json``), so that another set of weights does not inherit it.
 
-    The defaults are what the bundled default (v3) was tuned with on McMaster; a network trained on another recipe
-    measures its own (``benchmarks/taper_probe.py``).
+    The defaults are what the bundled v3 was tuned with on McMaster (the default v4 keeps them; not re-measured); a
+    network trained on another recipe measures its own (``benchmarks/taper_probe.py``).
 
     Attributes:
         high_quality_taper: ``(full, off)``: a JPEG whose only measurable damage is its compression gets

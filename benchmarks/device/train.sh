@@ -15,11 +15,11 @@
 # issue 12; v3-wide: the same recipe on the pixel-unshuffled network of configs/v3-wide.yaml, warm-started from its
 # 8-minute H200 run in docs/results/gpu-h200-wide (a 2-minute continuation gained 0.02 dB: it levels off); v3-deep:
 # the same recipe on DnCNN's 17 layers (configs/v3-deep.yaml), from scratch at gpu.yaml's 1e-3; v4: the same recipe on
-# the multi-scale U-Net of configs/v4.yaml (issue 22), warm-started from its 193 one-core CPU minutes
-# (docs/results/v4-cpu) at v4's 5e-4 (the network is far from trained: 14,000 steps), the next to try; blind:
+# the multi-scale U-Net of configs/v4.yaml (issue 22), warm-started from the bundled default (v4: 193 one-core CPU
+# minutes, then 7 minutes on an H200) at v4's 5e-4, the one that still learns; blind:
 # configs/blind.yaml + blind-gpu.yaml, the H100 run's), TRAIN_TIME (DD:HH:MM:SS, default 00:00:04:00), INIT_FROM
-# (weights to warm-start from, default the bundled default, which a conditioned network widens with zero weights for
-# its condition inputs; "none" trains from scratch), DATA (default .device/data, else ../shared/data), PYTHON
+# (weights to warm-start from, default the bundled v3 (v4: the bundled default), which a conditioned network widens
+# with zero weights for its condition inputs; "none" trains from scratch), DATA (default .device/data, else ../shared/data), PYTHON
 # (default python3), INFERENCE_TIMEOUT (seconds, default 150), LR (the peak learning rate: 0.0002 with a 100-step
 # warm-up when warm-starting, gpu.yaml's 0.001 from scratch), extra `dcicnn fit` arguments after the script name.
 # Why a warm start gets a lower rate (H200, docs/results/gpu-h200): v3 warm-started at 0.001 lost 0.3-0.6 dB on
@@ -32,16 +32,16 @@ DRY_RUN=${DRY_RUN:-0}
 PYTHON=${PYTHON:-python3}
 RECIPE=${RECIPE:-v3}
 case "$RECIPE" in
-    v3) recipe_configs=(--config configs/v3.yaml) ;;
+    v3) recipe_configs=(--config configs/v3.yaml); INIT_FROM=${INIT_FROM:-dcicnn/pretrained/v3} ;;
     v3-wide) recipe_configs=(--config configs/v3.yaml --config configs/v3-wide.yaml)
         INIT_FROM=${INIT_FROM:-docs/results/gpu-h200-wide} ;;
     v3-deep) recipe_configs=(--config configs/v3.yaml --config configs/v3-deep.yaml); INIT_FROM=${INIT_FROM:-none} ;;
     v4) recipe_configs=(--config configs/v3.yaml --config configs/v4.yaml)
-        INIT_FROM=${INIT_FROM:-docs/results/v4-cpu}; LR=${LR:-0.0005} ;;
+        INIT_FROM=${INIT_FROM:-dcicnn/pretrained/default}; LR=${LR:-0.0005} ;;
     blind) recipe_configs=(--config configs/blind.yaml --config configs/blind-gpu.yaml) ;;
     *) echo "RECIPE must be v3, v3-deep, v3-wide, v4 or blind, got $RECIPE" >&2; exit 2 ;;
 esac
-INIT_FROM=${INIT_FROM:-dcicnn/pretrained/default}
+INIT_FROM=${INIT_FROM:-dcicnn/pretrained/v3}
 INFERENCE_TIMEOUT=${INFERENCE_TIMEOUT:-150}
 if [ -z "${DATA:-}" ]; then
     if [ -d .device/data/bsds500 ]; then DATA=.device/data; else DATA=../shared/data; fi

@@ -135,6 +135,8 @@ def _earlier_save(luma: np.ndarray, last: tuple[int, int]) -> tuple[int, int, in
     Candidates are the offsets where block edges are strongest (two row and two column phases, the last grid's
     aside); a candidate counts only where its coefficients sit on coarse steps (``quality_at(coarse_only=True)``).
     """
+    if min(luma.shape) < 16:  # fewer than two blocks across: no phase to compare
+        return None
     rows, cols = _edge_strength(luma, 0), _edge_strength(luma, 1)
     row_phases = [int(p) for p in np.argsort(-rows)[:2] if rows[p] >= _EDGE_CONTRAST * np.median(rows)]
     col_phases = [int(p) for p in np.argsort(-cols)[:2] if cols[p] >= _EDGE_CONTRAST * np.median(cols)]

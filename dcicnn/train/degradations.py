@@ -428,6 +428,7 @@ PROTOCOLS: dict[str, _Protocol] = {
     # FBCNN's double-JPEG protocol), and resized to 75% between the saves (its 8x8 grid gone).
     "jpeg-q30+q90": _Protocol(prior_jpeg=30, jpeg=90),
     "jpeg-q75+q96": _Protocol(prior_jpeg=75, jpeg=96),
+    "jpeg-q95+q96": _Protocol(prior_jpeg=95, jpeg=96),  # a good photo re-saved: nothing to fix
     "jpeg-q10+shift+q30": _Protocol(prior_jpeg=10, shift=4, jpeg=30),
     "jpeg-q30+shift+q50": _Protocol(prior_jpeg=30, shift=4, jpeg=50),
     "jpeg-q30+resize+q90": _Protocol(prior_jpeg=30, rescale=0.75, jpeg=90),

@@ -23,7 +23,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dcicnn import DCICNN
+from dcicnn import DCICNN, hub
 from dcicnn.errors import InvalidArgumentError
 from dcicnn.export.spandrel import export_spandrel, fold_condition
 from dcicnn.train.degradations import jpeg
@@ -102,10 +102,10 @@ def test_spandrel_detects_dncnn_and_matches_restore(
     assert float((got - expected).abs().max()) <= 1e-5
 
 
-def test_bundled_default_exported_at_a_quality(spandrel: Any, tmp_path: Path) -> None:
-    """The conditioned default, folded at q30: spandrel's output equals the network told q30 (noise 0) wherever the
-    zero padding of the condition maps does not reach, and stays close within it."""
-    model = DCICNN.from_pretrained()
+def test_bundled_v3_exported_at_a_quality(spandrel: Any, tmp_path: Path) -> None:
+    """The conditioned plain network (the bundled v3), folded at q30: spandrel's output equals the network told q30
+    (noise 0) wherever the zero padding of the condition maps does not reach, and stays close within it."""
+    model = DCICNN.from_pretrained(hub.bundled_model_dir("v3"))
     result = export_spandrel(model, tmp_path / "v3-q30.safetensors", jpeg_quality=30, probe=sample(30)[0])
     descriptor = spandrel.ModelLoader().load_from_file(str(result.path))
     assert descriptor.architecture.id == "DnCNN" and descriptor.input_channels == 3
@@ -165,12 +165,12 @@ def test_what_spandrel_cannot_express_is_one_line_and_no_file(
 
 def test_cli_conditioned_model_needs_a_quality(tmp_path: Path, capsys: Any) -> None:
     target = tmp_path / "v3.safetensors"
-    assert main(["export", "dcicnn/pretrained/default", "--format", "spandrel", "-o", str(target)]) == 1
+    assert main(["export", "dcicnn/pretrained/v3", "--format", "spandrel", "-o", str(target)]) == 1
     assert "--jpeg-quality" in capsys.readouterr().err and not target.exists()
-    assert main(["export", "dcicnn/pretrained/default", "--format", "spandrel", "-o", str(target),
+    assert main(["export", "dcicnn/pretrained/v3", "--format", "spandrel", "-o", str(target),
                  "--jpeg-quality", "500"]) == 1  # fmt: skip
     assert "1..100 or none" in capsys.readouterr().err
-    code = main(["export", "dcicnn/pretrained/default", "--format", "spandrel", "-o", str(target), "--jpeg-quality",
+    code = main(["export", "dcicnn/pretrained/v3", "--format", "spandrel", "-o", str(target), "--jpeg-quality",
                  "none"])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0 and target.is_file() and "JPEG withheld" in out and "dB from the conditioned network" in out

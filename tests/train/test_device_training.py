@@ -50,12 +50,12 @@ def test_dry_run_trains_exports_and_benchmarks(tmp_path: Path, recipe: str) -> N
     assert any(row.get("val/psnr") for row in rows) and any(row.get("speed/megapixels_per_s") for row in rows)
     config = (out / "config.yaml").read_text()
     assert "max_time: 00:00:00:12" in config
-    if recipe == "v4":  # warm-started from its CPU runs, at v4's rate
-        assert "lr: 0.0005" in config and "init_from: docs/results/v4-cpu" in config
+    if recipe == "v4":  # warm-started from the bundled default (v4), at v4's rate
+        assert "lr: 0.0005" in config and "init_from: dcicnn/pretrained/default" in config
     elif recipe == "v3-deep":  # from scratch: gpu.yaml's rate
         assert "lr: 0.001" in config and "init_from: null" in config
-    else:  # warm starts (v3 from the bundled default, v3-wide from its H200 run) at the lower rate
-        start = "dcicnn/pretrained/default" if recipe == "v3" else "docs/results/gpu-h200-wide"
+    else:  # warm starts (v3 from its bundled weights, v3-wide from its H200 run) at the lower rate
+        start = "dcicnn/pretrained/v3" if recipe == "v3" else "docs/results/gpu-h200-wide"
         assert "lr: 0.0002" in config and "warmup_steps: 100" in config and f"init_from: {start}" in config
     throughput = json.loads((out / "throughput.json").read_text())
     assert throughput["megapixels_per_s"] > 0 and 0 <= throughput["data_wait_share"] < 1
