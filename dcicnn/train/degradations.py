@@ -281,7 +281,7 @@ def _albumentations_transforms() -> tuple[type, type, type]:
             ) -> np.ndarray:
                 floating = img.dtype != np.uint8
                 pixels = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8) if floating else img
-                coded = earlier_save(_ensure_hwc(pixels), quality, shift, scale).reshape(pixels.shape)
+                coded = earlier_save(pixels, quality, shift, scale)
                 return coded.astype(np.float32) / np.float32(255.0) if floating else coded
 
             def get_transform_init_args_names(self) -> tuple[str, ...]:
@@ -295,28 +295,16 @@ _TRANSFORMS: tuple[type, type, type] | None = None
 
 
 def earlier_save(image: np.ndarray, quality: int, shift: tuple[int, int] = (0, 0), scale: float = 1.0) -> np.ndarray:
-    """``image`` (uint8 HxWxC) as it looks after a JPEG save made before it: on a grid ``shift`` (rows, columns) off
-    its own (the save's 8x8 blocks start ``shift`` pixels up and left of the image's corner), or, with ``scale < 1``,
-    at ``1 / scale`` times its size and then downscaled to it (bicubic) again."""
+    """``image`` (uint8, ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)``) as it looks after a JPEG save made before it: on
+    a grid ``shift`` (rows, columns) off its own (the save's 8x8 blocks start ``shift`` pixels up and left of the
+    image's corner), or, with ``scale < 1``, at ``1 / scale`` times its size and then downscaled to it (bicubic)."""
     h, w = image.shape[:2]
     if scale < 1.0:
         large = _resize(image, (round(h / scale), round(w / scale)))
         return _resize(jpeg(large, quality), (h, w))
     dy, dx = shift
-    padded = np.pad(image, ((dy, 0), (dx, 0), (0, 0)), mode="edge")
+    padded = np.pad(image, ((dy, 0), (dx, 0)) + ((0, 0),) * (image.ndim - 2), mode="edge")
     return np.ascontiguousarray(jpeg(padded, quality)[dy:, dx:])
-
-
-def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bicubic resize of a uint8 HxWxC image to ``size`` (rows, columns)."""
-    if image.shape[:2] == size:
-        return image
-    pil = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
-    return _ensure_hwc(np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BICUBIC)))
-
-
-def _ensure_hwc(image: np.ndarray) -> np.ndarray:
-    return image[:, :, None] if image.ndim == 2 else image
 
 
 def _UnclippedGaussNoise(**kwargs: object) -> A.GaussNoise:  # noqa: N802  # a class-like factory
@@ -459,9 +447,15 @@ def protocol_target(protocol: str, image: np.ndarray) -> np.ndarray:
 
 def _rescale(image: np.ndarray, factor: float) -> np.ndarray:
     h, w = image.shape[:2]
-    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return _resize(image, (max(1, round(h * factor)), max(1, round(w * factor))))
+
+
+def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bicubic resize (Pillow) of a uint8 ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` image to ``size`` (rows,
+    columns), in the same layout."""
     squeeze = image.ndim == 3 and image.shape[2] == 1
-    out = np.asarray(Image.fromarray(image[:, :, 0] if squeeze else image).resize(size, Image.Resampling.BICUBIC))
+    pil = Image.fromarray(image[:, :, 0] if squeeze else image)
+    out = np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BICUBIC))
     return out[:, :, None] if squeeze else out
 
 
