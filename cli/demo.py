@@ -27,7 +27,8 @@ def add_parser(sub: Any) -> None:
         "restored.png, clean.png and comparison.png.",
     )
     parser.add_argument("-o", "--output", type=Path, default=Path("demo_output"), help="output directory")
-    parser.add_argument("--model", help="a model directory or Hub repo id instead of the bundled default")
+    parser.add_argument("--model", help="weights: a bundled name (`dcicnn models`), a directory or a Hub repo id "
+        "(default: default)")
     parser.add_argument("--quality", type=int, default=20, help="JPEG quality of the damaged input (1-95)")
     parser.set_defaults(run=run)
 

@@ -37,7 +37,8 @@ def add_parser(sub: Any) -> None:
         action="append",
         default=[],
         metavar="M",
-        help="model directory or Hub repo id (repeat to compare; default: the bundled weights)",
+        help="weights: a bundled name (`dcicnn models`), a directory or a Hub repo id (repeat to compare; "
+        "default: the bundled default)",
     )
     parser.add_argument("--data", required=True, help="folder of clean images, or a Hub dataset id with --hf")
     parser.add_argument("--hf", action="store_true", help="DATA is a Hugging Face dataset id (or 'imagefolder')")

@@ -14,10 +14,11 @@ def add_parser(sub: Any) -> None:
     parser = sub.add_parser(
         "export",
         help="export a model to ONNX (checked against onnxruntime), TorchScript, or spandrel (chaiNNer, ComfyUI)",
-        description="Export MODEL (a directory or Hub repo id) with BatchNorm folded. ONNX has dynamic batch, height "
-        "and width and is checked against onnxruntime; TorchScript is traced. Input: float32 (N, C, H, W) on the "
-        "0..1 scale; output: the restored image, unclipped. spandrel writes the weights as the DnCNN that chaiNNer "
-        "and ComfyUI load (.safetensors or .pth); a conditioned model is folded at --jpeg-quality and --noise-sigma.",
+        description="Export MODEL (a bundled name, a directory or a Hub repo id) with BatchNorm folded. ONNX has "
+        "dynamic batch, height and width and is checked against onnxruntime; TorchScript is traced. Input: float32 "
+        "(N, C, H, W) on the 0..1 scale; output: the restored image, unclipped. spandrel writes the weights as the "
+        "DnCNN that chaiNNer and ComfyUI load (.safetensors or .pth); a conditioned model is folded at --jpeg-quality "
+        "and --noise-sigma.",
     )
     parser.add_argument("model", metavar="MODEL")
     parser.add_argument("--format", choices=["onnx", "torchscript", "spandrel"], default="onnx")

@@ -12,7 +12,7 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 
 from dcicnn import __version__
 from dcicnn.errors import DcicnnError, one_line
-from dcicnn_cli import card, demo, evaluate, export, hub_commands, restore, serve
+from dcicnn_cli import card, demo, evaluate, export, hub_commands, models, restore, serve
 
 #: LightningCLI's subcommands: dcicnn_cli.train (and with it Lightning) is imported only to run one of them.
 TRAIN_COMMANDS = ("fit", "validate", "test", "predict")
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_parser(sub)
     hub_commands.add_parsers(sub)
     card.add_parser(sub)
+    models.add_parser(sub)
     serve.add_parser(sub)
     return parser
 

@@ -38,7 +38,8 @@ def add_parser(sub: Any) -> None:
     )
     parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders or glob patterns")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR", help="output folder")
-    parser.add_argument("--model", help="model directory or Hub repo id (default: the bundled default weights)")
+    parser.add_argument("--model", help="weights: a bundled name (`dcicnn models`), a directory or a Hub repo id "
+        "(default: default)")
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
     add_inference_arguments(parser)
     parser.add_argument(

@@ -22,7 +22,8 @@ def add_parser(sub: Any) -> None:
         "restores each upload as `dcicnn restore` does a file. --strength and --jpeg-quality set the page's "
         "starting values.",
     )
-    parser.add_argument("--model", help="model directory or Hub repo id (default: the bundled default weights)")
+    parser.add_argument("--model", help="weights: a bundled name (`dcicnn models`), a directory or a Hub repo id "
+        "(default: default)")
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
     parser.add_argument(
         "--host",

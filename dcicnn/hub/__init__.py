@@ -44,8 +44,10 @@ __all__ = [
     "WEIGHTS_FILE",
     "DownloadOptions",
     "HubMixin",
+    "PRETRAINED",
     "bundled_model_dir",
     "has_bundled_weights",
+    "resolve_source",
 ]
 
 CONFIG_FILE = "config.json"
@@ -70,10 +72,38 @@ class DownloadOptions:
 
 
 # --------------------------------------------------------------------------------------------------------------------
+# Named weights.
+#: The weights shipped inside the package, by the name ``DCICNN.from_pretrained(name)`` and ``--model NAME`` take,
+#: with one line on what each is; each folder holds its card (``README.md``: how it was trained and evaluated) and
+#: its ``config.json``, which carries the ``Tuning`` it was measured with.
+PRETRAINED: dict[str, str] = {
+    "default": "v4: 3-scale U-Net, 1.05 M parameters, 0.39 MFLOP/px; told the JPEG quality and noise level",
+    "v3": "the paper's plain 8-layer network, 0.23 M parameters, 0.45 MFLOP/px; told the JPEG quality and noise "
+    "level; loads in spandrel (chaiNNer, ComfyUI) once exported",
+}
+#: Other names for the same folders.
+ALIASES = {"v4": "default"}
+
+
+def resolve_source(source: str | Path | None) -> str:
+    """Where ``from_pretrained(source)`` loads from: an existing directory as given, a name of ``PRETRAINED`` (or
+    of ``ALIASES``; ``None`` is ``"default"``) as its bundled folder, anything else as a Hub repo id (checked by
+    ``check_source`` when loaded). A directory wins over a name it shares."""
+    if source is None:
+        return str(bundled_model_dir())
+    text = str(source)
+    if not Path(text).expanduser().is_dir():
+        name = ALIASES.get(text, text)
+        if name in PRETRAINED:
+            return str(bundled_model_dir(name))
+    return text
+
+
+# --------------------------------------------------------------------------------------------------------------------
 # Locating and reading weights.
 def bundled_model_dir(name: str = "default") -> Path:
-    """Directory (Hub layout) of a model shipped inside the package."""
-    path = Path(str(importlib.resources.files("dcicnn.pretrained").joinpath(name)))
+    """Directory (Hub layout) of a model shipped inside the package, by its name in ``PRETRAINED``."""
+    path = Path(str(importlib.resources.files("dcicnn.pretrained").joinpath(ALIASES.get(name, name))))
     if not (path / WEIGHTS_FILE).is_file():
         raise WeightsNotFoundError(
             f"this version of dcicnn ships no trained '{name}' weights yet; pass a local directory or a Hub "
@@ -104,6 +134,12 @@ def check_source(source: str) -> None:
         validate_repo_id(source)
     except HFValidationError:
         raise WeightsNotFoundError(f"{source}: no such directory, and not a valid Hub repo id") from None
+    if "/" not in source:  # the Hub's models all have an owner now: a bare word is a mistyped name or folder
+        names = ", ".join([*PRETRAINED, *ALIASES])
+        raise WeightsNotFoundError(
+            f"{source}: no such directory, and not the name of weights shipped with dcicnn ({names}); a Hub repo id "
+            "is OWNER/NAME"
+        )
     if source.startswith((".", "/", "~")) or os.sep in source.replace("/", "") or source.count("/") > 1:
         raise WeightsNotFoundError(f"{source}: no such directory")
     if "/" in source and Path(source.split("/")[0]).is_dir():
@@ -243,7 +279,9 @@ class HubMixin(PyTorchModelHubMixin):
         strict: bool = True,
         allow_pickle: bool = False,
     ) -> Model:
-        """Load a model from a local directory, a Hub repo id, or (with no argument) the bundled default weights.
+        """Load a model from a local directory, a Hub repo id, or weights shipped with the package: by name
+        (``dcicnn.hub.PRETRAINED``: ``"default"``, also called ``"v4"``, and ``"v3"``), or the default with no
+        argument. A directory wins over a name it shares.
 
         Loading is strict (every tensor must match the config) and reads only ``model.safetensors``; pass
         ``allow_pickle=True`` to accept a ``pytorch_model.bin`` (loaded with ``weights_only=True``).
@@ -252,9 +290,7 @@ class HubMixin(PyTorchModelHubMixin):
             WeightsNotFoundError: the repo, revision, directory or weights file does not exist.
             WeightsMismatchError: ``config.json`` does not describe the stored weights.
         """
-        if pretrained_model_name_or_path is None:
-            pretrained_model_name_or_path = bundled_model_dir()
-        source = str(pretrained_model_name_or_path)
+        source = resolve_source(pretrained_model_name_or_path)
         check_source(source)
         with translated_hub_errors(source, revision):
             return super().from_pretrained(

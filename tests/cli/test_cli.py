@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from dcicnn import DCICNN
+from tests.conftest import REPO_ROOT
 
 EXE = Path(sys.executable).with_name("dcicnn")
 
@@ -67,8 +68,18 @@ def test_help_lists_the_commands() -> None:
     from dcicnn_cli.main import build_parser
 
     text = build_parser().format_help()
-    for command in ("demo", "push", "download"):
+    for command in ("demo", "push", "download", "models"):
         assert command in text
+
+
+def test_models_lists_the_bundled_names_and_their_folders(capsys: pytest.CaptureFixture[str]) -> None:
+    from dcicnn_cli.main import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("default (also v4): v4: 3-scale U-Net") and "\nv3: the paper's plain" in out
+    for folder in ("default", "v3"):
+        assert str(REPO_ROOT / "dcicnn" / "pretrained" / folder) in out
 
 
 HEAVY = ("lightning", "albumentations", "torchmetrics")

@@ -257,3 +257,27 @@ def test_a_mistyped_local_path_is_not_sent_to_the_hub(tmp_path: Path, monkeypatc
     (tmp_path / "runs" / "hub").mkdir(parents=True)
     with pytest.raises(WeightsNotFoundError, match=r"runs/hubb: no such directory \(./runs exists here"):
         DCICNN.from_pretrained("runs/hubb")
+
+
+def test_bundled_weights_load_by_name_and_a_directory_wins_over_a_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert set(hub.PRETRAINED) == {"default", "v3"} and hub.ALIASES == {"v4": "default"}
+    for name, folder in [("v3", "v3"), ("v4", "default"), ("default", "default")]:
+        model = DCICNN.from_pretrained(name)
+        bundled = DCICNN.from_pretrained(REPO_ROOT / "dcicnn" / "pretrained" / folder)
+        assert model.config == bundled.config
+        assert all(
+            torch.equal(a, b) for a, b in zip(model.state_dict().values(), bundled.state_dict().values(), strict=True)
+        )
+    assert DCICNN.from_pretrained("v3").config["arch"] == "plain"
+    assert DCICNN.from_pretrained().config["arch"] == "unet"
+    monkeypatch.chdir(tmp_path)
+    DCICNN(width=8, depth=3).save_pretrained(tmp_path / "v3")
+    assert DCICNN.from_pretrained("v3").config["width"] == 8  # ./v3 exists: the user's folder, not ours
+
+
+def test_an_unknown_bare_name_lists_the_bundled_names_without_asking_the_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsNotFoundError, match=r"v5: no such directory, and not the name .*\(default, v3, v4\)"):
+        DCICNN.from_pretrained("v5")
