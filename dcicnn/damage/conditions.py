@@ -211,7 +211,11 @@ _DCT = np.array(
 # natural images to show the lattice of multiples (the high ones are mostly quantised to zero).
 _PROBE = [(0, 0), (0, 1), (1, 0), (1, 1), (0, 2), (2, 0), (1, 2), (2, 1), (2, 2), (0, 3), (3, 0)]
 _MAX_SIDE = 768
-_PERIODICITY = 0.5  # mean cos(2 pi c / q) above which step q is taken as present
+_PERIODICITY = 0.5  # mean cos(2 pi c / q) above which step q is taken as present, before rounding noise
+# The decoded pixels' rounding (8-bit output, and RGB's rounding and clipping when the luma is recomputed from an
+# array) moves every coefficient by noise of about this standard deviation: it lowers the expected mean cosine of a
+# true step q by exp(-2 pi^2 s^2 / q^2) (0.29 at q = 2), so small steps are judged against a threshold lowered as much.
+_ROUNDING_NOISE = 0.5
 
 
 def estimate_jpeg_quality(image: np.ndarray | torch.Tensor, *, min_blocks: int = 64) -> int | None:
@@ -281,8 +285,8 @@ def quality_at(luma: np.ndarray, dy: int, dx: int, *, coarse_only: bool = False)
     coefficients = _block_dct(luma[dy:, dx:])
     # A frequency with too few non-zero coefficients to judge says nothing (a smooth image quantised at q20 has
     # zeros there, which fit every table): only the others are matched against the tables.
-    limit, least = (160, 64) if coarse_only else (64, 16)
-    measured = {(r, c): _step(coefficients[:, r, c], limit, least) for r, c in _PROBE}
+    limit, least, rounding = (160, 64, 0.0) if coarse_only else (64, 16, _ROUNDING_NOISE)
+    measured = {(r, c): _step(coefficients[:, r, c], limit, least, rounding) for r, c in _PROBE}
     steps = {rc: step for rc, step in measured.items() if step is not None and (step > 1 or not coarse_only)}
     if not steps or max(steps.values()) <= 1 or (coarse_only and len(steps) < 2):
         return None
@@ -332,9 +336,15 @@ def _lattice_score(luma: np.ndarray) -> float:
     return score
 
 
-def _step(values: np.ndarray, limit: int = 64, least: int = 16) -> int | None:
+def _step(values: np.ndarray, limit: int = 64, least: int = 16, rounding: float = 0.0) -> int | None:
     """The largest quantisation step 2..``limit`` the values sit on (see ``estimate_jpeg_quality``), judged on at
-    least ``least`` values; 1 if none shows; ``None`` if too few values are non-zero to tell."""
+    least ``least`` values; 1 if none shows; ``None`` if too few values are non-zero to tell.
+
+    Step ``q`` shows when the mean of ``cos(2 pi v / q)`` over the values beyond ``q / 2`` exceeds ``_PERIODICITY``
+    times what ``rounding`` noise leaves of a true lattice, and stands clear of chance (random values give 0 with a
+    standard error of ``0.71 / sqrt(n)``). A multiple of the true step reads near 0 or below (half its values sit on
+    odd multiples), so the largest step that shows is the step.
+    """
     if np.count_nonzero(np.abs(values) > 1.0) < least:
         return None
     best = 1
@@ -342,6 +352,8 @@ def _step(values: np.ndarray, limit: int = 64, least: int = 16) -> int | None:
         sample = values[np.abs(values) > q / 2]
         if sample.size < least:
             break
-        if float(np.mean(np.cos(2 * np.pi * sample / q))) > _PERIODICITY:
+        chance = min(_PERIODICITY, 3.0 * 0.71 / math.sqrt(sample.size))
+        threshold = max(_PERIODICITY * math.exp(-2.0 * (math.pi * rounding / q) ** 2), chance)
+        if float(np.mean(np.cos(2 * np.pi * sample / q))) > threshold:
             best = q
     return best
