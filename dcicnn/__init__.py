@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 #: public name -> the module that defines it
 _EXPORTS = {
     "DCICNN": "dcicnn.model",
+    "Damage": "dcicnn.damage.record",
     "ModelSpec": "dcicnn.spec",
     "RestoreOptions": "dcicnn.restore.options",
     "WeightsMismatchError": "dcicnn.errors",
@@ -35,6 +36,7 @@ _EXPORTS = {
 __all__ = [
     "DCICNN",
     "PROTOCOLS",
+    "Damage",
     "Degradation",
     "DegradationDataModule",
     "DegradationMix",
@@ -54,6 +56,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from dcicnn.damage.conditions import estimate_jpeg_quality, estimate_noise
+    from dcicnn.damage.record import Damage
     from dcicnn.errors import TrainingDivergedError, WeightsMismatchError, WeightsNotFoundError
     from dcicnn.model import DCICNN
     from dcicnn.restore.options import RestoreOptions

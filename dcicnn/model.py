@@ -245,7 +245,7 @@ class DCICNN(
     def default_condition(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, K)`` conditions for a batch with nothing else known: what each image shows, exactly as ``restore``
         finds it with ``jpeg_quality="auto"`` (``dcicnn.restore.inference.image_damage``)."""
-        damage = torch.stack([inference.image_damage(image.detach(), "auto") for image in x])
+        damage = torch.stack([inference.image_damage(image.detach(), "auto").tensor() for image in x])
         return cond.condition_from_damage(self.conditions, damage).to(x.device)
 
     def restore(

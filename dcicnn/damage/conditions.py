@@ -42,7 +42,6 @@ __all__ = [
     "check_conditions",
     "condition_from_damage",
     "condition_vector",
-    "damage_vector",
     "estimate_jpeg_grid",
     "estimate_jpeg_quality",
     "estimate_noise",
@@ -83,16 +82,11 @@ _IJG_LUMA = np.array(
 )
 
 
-#: What the data knows of a sample's damage, one float each: the JPEG quality hint (NaN: withheld/unknown;
-#: ``NOT_JPEG``: found not to be a JPEG) and the estimated noise sigma. Data and inference fill this record; each
-#: network turns it into its own condition channels (``condition_from_damage``), a blind one ignores it.
+#: The fields of the float tensor form of a damage record (``dcicnn.damage.record.Damage.tensor``), which the data
+#: loader batches into ``(N, 2)``: the JPEG quality (NaN: withheld; ``NOT_JPEG``: not a JPEG) and the noise sigma.
+#: Each network turns it into its own condition channels (``condition_from_damage``); a blind one ignores it.
 DAMAGE_FIELDS = ("jpeg_quality", "noise_sigma")
 NOT_JPEG = 100
-
-
-def damage_vector(jpeg_quality: int | None, noise_sigma: float) -> torch.Tensor:
-    """The float32 damage record of one image (see ``DAMAGE_FIELDS``)."""
-    return torch.tensor([math.nan if jpeg_quality is None else float(jpeg_quality), float(noise_sigma)])
 
 
 def condition_from_damage(conditions: Sequence[str], damage: torch.Tensor) -> torch.Tensor:
@@ -129,9 +123,9 @@ def condition_vector(
     conditions: Sequence[str], *, jpeg_quality: JpegHint = None, noise_sigma: float = 0.0
 ) -> torch.Tensor:
     """The float32 values of the condition channels for one image (see the module docstring for their meaning):
-    ``condition_from_damage`` of its damage record."""
-    quality = None if jpeg_quality is None else check_quality(jpeg_quality)
-    return condition_from_damage(conditions, damage_vector(quality, noise_sigma)[None])[0]
+    ``condition_from_damage`` of its damage record; ``jpeg_quality=None`` withholds the quality."""
+    quality = math.nan if jpeg_quality is None else float(check_quality(jpeg_quality))
+    return condition_from_damage(conditions, torch.tensor([[quality, float(noise_sigma)]]))[0]
 
 
 def check_quality(quality: object) -> int:

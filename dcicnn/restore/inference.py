@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from dcicnn.damage import conditions as cond
 from dcicnn.damage.consistency import JpegGrid, project
 from dcicnn.damage.reading import JpegReading, read_jpeg
+from dcicnn.damage.record import Damage
 from dcicnn.errors import InvalidArgumentError
 from dcicnn.restore.options import RestoreOptions
 from dcicnn.spec import ModelSpec, Tuning
@@ -245,7 +246,7 @@ def restore_tensor(
             out.copy_(source.to(out.device))
             return out
         if spec.conditions:
-            condition = cond.condition_from_damage(spec.conditions, damage[None])
+            condition = damage.condition(spec.conditions)[None]
         if not options.jpeg_consistency:
             grid = None
     original = source
@@ -331,13 +332,13 @@ def measure(
     *,
     file_jpeg: FileJpeg | None = None,
     scale: float = 1.0,
-) -> tuple[torch.Tensor, JpegGrid | None, JpegReading]:
-    """The damage record (``dcicnn.damage.conditions.DAMAGE_FIELDS``) of a whole ``(C, H, W)`` image on the ``0..scale``
-    range, the JPEG grid to keep the result consistent with (``None``: none), and what was read of its JPEG
-    compression (``dcicnn.damage.reading.read_jpeg``: the file's tables, the pixels' lattices).
+) -> tuple[Damage, JpegGrid | None, JpegReading]:
+    """The damage (``Damage``) of a whole ``(C, H, W)`` image on the ``0..scale`` range, the JPEG grid to keep the
+    result consistent with (``None``: none), and what was read of its JPEG compression
+    (``dcicnn.damage.reading.read_jpeg``: the file's tables, the pixels' lattices).
 
     The JPEG quality follows ``jpeg_quality`` (see ``RestoreOptions``): ``"auto"`` takes the heaviest damage read
-    (``JpegReading.used``: the file's, or an earlier save's the pixels show; none: ``NOT_JPEG``); an int is taken as
+    (``JpegReading.used``: the file's, or an earlier save's the pixels show; none: not a JPEG); an int is taken as
     given (its grid from the pixels' lattice, if they show one); ``None`` withholds it (and no grid). The grid is the
     file's own where the damage is its last save's, the pixels' with the acted-on quality's table for an earlier save
     on the same grid, and none for an earlier save on another grid (the file's bins hold that save's blocks in
@@ -349,7 +350,7 @@ def measure(
     window = source[:, top : top + _ESTIMATE_SIDE, left : left + _ESTIMATE_SIDE].float().div(scale)
     sigma = float(cond.estimate_noise(window))
     if jpeg_quality is None:
-        return cond.damage_vector(None, sigma), None, JpegReading()
+        return Damage.blind(sigma), None, JpegReading()
     file_grid = file_jpeg.grid if file_jpeg is not None else None
     reading = read_jpeg(
         cond.central_window(cond.luma255(window)),
@@ -359,7 +360,7 @@ def measure(
     grid: JpegGrid | None = None
     if jpeg_quality == "auto":
         used = reading.used
-        quality = cond.NOT_JPEG if used is None else used
+        quality = used
         if used is not None and not reading.off_grid:
             if file_grid is not None and not reading.resaved:
                 grid = file_grid
@@ -369,7 +370,7 @@ def measure(
         quality = int(jpeg_quality)
         if reading.grid is not None and reading.pixels is not None:
             grid = JpegGrid.from_quality(quality, *reading.grid)
-    return cond.damage_vector(quality, sigma), grid, reading
+    return Damage(quality, sigma), grid, reading
 
 
 #: What ``restore`` read of each image's JPEG compression, while ``recorded_readings`` is active.
@@ -399,21 +400,24 @@ def taper_span(options: RestoreOptions, tuning: Tuning) -> tuple[int, int] | Non
 _V3_TUNING = Tuning()
 
 
-def undamaged(conditions: tuple[str, ...], damage: torch.Tensor, tuning: Tuning = _V3_TUNING) -> bool:
-    """Whether a conditioned model should leave an image alone: it takes both conditions, the image shows no JPEG
-    lattice (``NOT_JPEG``: not a withheld hint) and its noise level reads below ``tuning.undamaged_noise``."""
-    quality, sigma = float(damage[0]), float(damage[1])
-    return {"jpeg", "noise"} <= set(conditions) and quality == cond.NOT_JPEG and sigma < tuning.undamaged_noise
+def undamaged(conditions: tuple[str, ...], damage: Damage, tuning: Tuning = _V3_TUNING) -> bool:
+    """Whether a conditioned model should leave an image alone: it takes both conditions, the image carries no JPEG
+    damage (``Damage.no_jpeg_damage``) and its noise level reads below ``tuning.undamaged_noise``."""
+    return (
+        {"jpeg", "noise"} <= set(conditions)
+        and damage.no_jpeg_damage
+        and damage.noise_sigma < tuning.undamaged_noise
+    )
 
 
-def taper(damage: torch.Tensor, span: tuple[int, int] | None, tuning: Tuning = _V3_TUNING) -> float:
+def taper(damage: Damage, span: tuple[int, int] | None, tuning: Tuning = _V3_TUNING) -> float:
     """The share of the correction to apply to an image with this damage record (``RestoreOptions.
     high_quality_taper``): below 1 only for a JPEG of quality above ``span[0]`` whose noise reading is within what
     clean photos' texture reads (``tuning.texture_noise``)."""
     if span is None:
         return 1.0
-    quality, sigma = float(damage[0]), float(damage[1])
-    if math.isnan(quality) or quality == cond.NOT_JPEG or sigma >= tuning.texture_noise:
+    quality = damage.jpeg_quality
+    if quality is None or damage.no_jpeg_damage or damage.noise_sigma >= tuning.texture_noise:
         return 1.0
     full, off = span
     return min(1.0, max(0.0, (off - quality) / (off - full)))
@@ -421,8 +425,8 @@ def taper(damage: torch.Tensor, span: tuple[int, int] | None, tuning: Tuning = _
 
 def image_damage(
     source: torch.Tensor, jpeg_quality: int | str | None, *, file_jpeg: FileJpeg | None = None, scale: float = 1.0
-) -> torch.Tensor:
-    """The damage record of a whole image, as ``restore`` measures it (``measure`` without the grid)."""
+) -> Damage:
+    """The damage of a whole image, as ``restore`` measures it (``measure`` without the grid)."""
     return measure(source, jpeg_quality, file_jpeg=file_jpeg, scale=scale)[0]
 
 

@@ -18,8 +18,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from dcicnn.damage.conditions import NOT_JPEG, damage_vector, estimate_noise, luma255
+from dcicnn.damage.conditions import estimate_noise, luma255
 from dcicnn.damage.reading import read_jpeg
+from dcicnn.damage.record import Damage
 from dcicnn.errors import InvalidArgumentError
 from dcicnn.train.degradations import (
     PROTOCOLS,
@@ -104,7 +105,7 @@ class HintPolicy(NamedTuple):
 
 class PatchMaker:
     """Turns a clean image into one training sample: crop, flip/rotate, optional resize, degrade the input, and the
-    damage record a conditioned network is told (``dcicnn.damage.conditions.DAMAGE_FIELDS``)."""
+    damage record a conditioned network is told (``dcicnn.damage.record.Damage.tensor``)."""
 
     def __init__(
         self,
@@ -140,10 +141,9 @@ class PatchMaker:
 
     def _damage(self, degraded: torch.Tensor, applied: list[Any], rng: np.random.Generator) -> torch.Tensor:
         quality = applied_jpeg_quality(applied)
-        hint: int | None = NOT_JPEG
-        if rng.random() < self.hints.withhold:
-            hint = None
-        elif quality is not None:
+        withheld = rng.random() < self.hints.withhold
+        hint: int | None = None
+        if not withheld and quality is not None:
             offset = int(rng.integers(-self.hints.jitter, self.hints.jitter + 1)) if self.hints.jitter else 0
             hint = min(100, max(1, quality + offset))
         if self.hints.noise == "calibrated":
@@ -153,7 +153,7 @@ class PatchMaker:
             level = float(np.hypot(sigma, texture)) * (1.0 + 0.03 * float(rng.standard_normal()))
         else:
             level = float(estimate_noise(degraded))
-        return damage_vector(hint, level)
+        return Damage(hint, level, withheld=withheld).tensor()
 
     def crop(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A random ``patch_size`` square; images smaller than that are mirror-padded first."""
@@ -332,13 +332,14 @@ def collate_validation(items: list[ValidationItem]) -> ValidationBatch:
 
 def protocol_damage(protocol: str, degraded: torch.Tensor) -> torch.Tensor:
     """The damage record of a protocol's input, as ``restore`` would build it from a file: the JPEG quality the
-    protocol saved at (``NOT_JPEG`` if none; for a protocol that saved twice, the heavier quality the file's tables
-    and its pixels show, ``JpegReading.used``) and the noise estimated on the degraded ``(C, H, W)`` image."""
+    protocol saved at (none: not a JPEG; for a protocol that saved twice, the heavier quality the file's tables and its
+    pixels show, ``JpegReading.used``) and the noise estimated on the degraded ``(C, H, W)`` image, as a tensor
+    (``Damage.tensor``)."""
     spec = PROTOCOLS[protocol]
     quality = spec.jpeg
     if quality is not None and spec.prior_jpeg is not None:
         quality = read_jpeg(luma255(degraded), tables=quality, grid=(0, 0)).used
-    return damage_vector(NOT_JPEG if quality is None else quality, float(estimate_noise(degraded)))
+    return Damage(quality, float(estimate_noise(degraded))).tensor()
 
 
 def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:

@@ -16,11 +16,11 @@ from dcicnn.damage.conditions import (
     NOT_JPEG,
     condition_from_damage,
     condition_vector,
-    damage_vector,
     estimate_jpeg_quality,
     estimate_noise,
     quality_from_tables,
 )
+from dcicnn.damage.record import Damage
 from dcicnn.restore.inference import file_jpeg_quality, image_damage, taper
 from dcicnn.restore.options import RestoreOptions
 from dcicnn.train.data import HintPolicy, PatchMaker
@@ -90,11 +90,27 @@ def test_noise_estimates_are_per_image_and_zero_on_flat_or_tiny_images() -> None
 
 def test_condition_channels_from_a_damage_record() -> None:
     names = ["jpeg", "noise"]
-    records = torch.stack([damage_vector(30, 10.0), damage_vector(None, 0.0), damage_vector(NOT_JPEG, 50.0)])
+    records = torch.stack([Damage(30, 10.0).tensor(), Damage.blind(0.0).tensor(), Damage(None, 50.0).tensor()])
     channels = condition_from_damage(names, records)
     assert torch.allclose(channels, torch.tensor([[0.7, 0.0, 0.2], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
     assert torch.allclose(channels[0], condition_vector(names, jpeg_quality=30, noise_sigma=10.0))
     assert condition_from_damage([], records).shape == (3, 0)
+    assert torch.equal(Damage(30, 10.0).condition(names), channels[0])
+
+
+def test_a_damage_record_is_validated_and_keeps_not_a_jpeg_apart_from_withheld() -> None:
+    assert Damage(None, 2.0).no_jpeg_damage and not Damage(None, 2.0).is_jpeg
+    assert Damage(NOT_JPEG).no_jpeg_damage and Damage(NOT_JPEG).is_jpeg  # told q100: as not a JPEG
+    withheld = Damage.blind(2.0)
+    assert withheld.withheld and not withheld.no_jpeg_damage and not withheld.is_jpeg
+    assert torch.isnan(withheld.tensor()[0]) and float(Damage(None).tensor()[0]) == NOT_JPEG
+    bad: list[tuple[object, float, bool]] = [
+        (0, 0.0, False), (101, 0.0, False), (True, 0.0, False), (None, -1.0, False), (None, math.nan, False),
+        (30, 0.0, True),
+    ]  # fmt: skip
+    for quality, sigma, withheld_ in bad:
+        with pytest.raises(ValueError):
+            Damage(quality, sigma, withheld=withheld_)  # type: ignore[arg-type]
 
 
 def test_a_warm_started_conditioned_network_computes_what_its_blind_source_did() -> None:
@@ -133,7 +149,7 @@ def test_restore_uses_the_file_quality_then_the_pixels_then_nothing() -> None:
     )
     blind = model.restore(decoded, dtype="fp32", jpeg_quality=None)
     assert not np.array_equal(blind, told)
-    assert torch.isnan(image_damage(torch.from_numpy(decoded.copy()).permute(2, 0, 1), None, scale=255.0)[0])
+    assert image_damage(torch.from_numpy(decoded.copy()).permute(2, 0, 1), None, scale=255.0).withheld
 
 
 def test_conditions_are_measured_once_so_tiles_match_the_whole_image() -> None:
@@ -201,14 +217,15 @@ def test_a_smooth_heavily_compressed_image_does_not_read_as_a_high_quality_one()
 
 def test_the_taper_scales_only_a_high_quality_jpeg_without_other_damage() -> None:
     span = (85, 97)
-    assert taper(damage_vector(80, 1.0), span) == 1.0
-    assert taper(damage_vector(91, 1.0), span) == pytest.approx(0.5)
-    assert taper(damage_vector(97, 1.0), span) == taper(damage_vector(99, 0.0), span) == 0.0
-    assert taper(damage_vector(95, 10.0), span) == 1.0  # noisier than clean texture reads: worth removing
-    assert taper(damage_vector(97, 7.0), span) == 0.0  # within what a clean photo's texture reads
-    assert taper(damage_vector(None, 1.0), span) == 1.0  # quality withheld
-    assert taper(damage_vector(NOT_JPEG, 1.0), span) == 1.0  # not a JPEG: skip_undamaged's business
-    assert taper(damage_vector(96, 1.0), None) == 1.0
+    assert taper(Damage(80, 1.0), span) == 1.0
+    assert taper(Damage(91, 1.0), span) == pytest.approx(0.5)
+    assert taper(Damage(97, 1.0), span) == taper(Damage(99, 0.0), span) == 0.0
+    assert taper(Damage(95, 10.0), span) == 1.0  # noisier than clean texture reads: worth removing
+    assert taper(Damage(97, 7.0), span) == 0.0  # within what a clean photo's texture reads
+    assert taper(Damage.blind(1.0), span) == 1.0  # quality withheld
+    assert taper(Damage(None, 1.0), span) == 1.0  # not a JPEG: skip_undamaged's business
+    assert taper(Damage(NOT_JPEG, 1.0), span) == 1.0  # told q100: as not a JPEG
+    assert taper(Damage(96, 1.0), None) == 1.0
 
 
 def test_a_high_quality_jpeg_file_gets_less_of_the_correction() -> None:

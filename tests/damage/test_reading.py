@@ -81,13 +81,13 @@ def test_measure_acts_on_the_heavier_save_and_drops_the_grid_of_an_off_grid_one(
     twice = torch.from_numpy(saved(SAMPLE, 75, 96).copy()).permute(2, 0, 1)
     file = FileJpeg(96, None)
     damage, grid, reading = measure(twice, "auto", file_jpeg=file, scale=255.0)
-    assert float(damage[0]) == reading.used < 80 and grid is not None  # same grid: projected on q7x's bins
+    assert damage.jpeg_quality == reading.used < 80 and grid is not None  # same grid: projected on q7x's bins
     assert grid.table[0, 0] == pytest.approx(float(np.clip((16 * (200 - 2 * reading.used) + 50) // 100, 1, 255)))
     damage, _, _ = measure(twice, 96, file_jpeg=file, scale=255.0)
-    assert float(damage[0]) == 96  # an int is taken as given
+    assert damage.jpeg_quality == 96  # an int is taken as given
     shifted = torch.from_numpy(saved(SAMPLE, 10, 30, shift=(4, 4)).copy()).permute(2, 0, 1)
     damage, grid, reading = measure(shifted, "auto", file_jpeg=FileJpeg(30, None), scale=255.0)
-    assert float(damage[0]) <= 13 and grid is None and reading.off_grid
+    assert damage.jpeg_quality is not None and damage.jpeg_quality <= 13 and grid is None and reading.off_grid
 
 
 def test_the_consistency_gate_scales_the_projection_by_what_it_would_remove() -> None:
