@@ -23,7 +23,8 @@ def add_parser(sub: Any) -> None:
         nargs="+",
         default=[],
         metavar="DATASET_ID=RESULTS_JSON",
-        help="e.g. kodak24=eval/kodak24/results.json (the id is the model-index dataset type)",
+        help="e.g. kodak24=eval/kodak24/results.json (the id is the model-index dataset type); a protocol met again "
+        "in a later file replaces the earlier figures (protocols re-measured after a change of settings)",
     )
     parser.add_argument(
         "--method",
@@ -54,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         for method in args.method:
             variant = method.removeprefix("DCI-CNN").strip(" []") or method if len(args.method) > 1 else None
             results += eval_results_from_evaluation(path, dataset_type, method=method, variant=variant)
+    latest = {(r.dataset_type, r.dataset_config, r.metric_type): r for r in results}  # the first one's place
+    results = list(latest.values())
     card = model.generate_model_card(
         model_name=args.name,
         repo_id=args.repo_id,

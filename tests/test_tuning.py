@@ -44,7 +44,8 @@ def test_tuning_is_saved_and_read_back(tmp_path: Path) -> None:
     }
     loaded = DCICNN.from_pretrained(tmp_path / "m")
     assert loaded.spec.tuning == Tuning(high_quality_taper=(50, 60), undamaged_noise=2.0)
-    assert DCICNN.from_pretrained().spec.tuning == Tuning()  # the bundled default: v3's, written in its config
+    assert DCICNN.from_pretrained("v3").spec.tuning == Tuning()  # v3's values, written in its config
+    assert DCICNN.from_pretrained().spec.tuning == Tuning(high_quality_taper=(85, 98))  # v4: its own taper
 
 
 def test_restore_follows_the_weights_taper_unless_told_otherwise() -> None:

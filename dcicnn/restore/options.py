@@ -47,13 +47,13 @@ class RestoreOptions:
             it removes of the network's correction (``Tuning.consistency_gate``: a blurred photo's bins hold the blur),
             and not for an earlier save on another grid.
         high_quality_taper: ``"auto"`` (default: what the weights were tuned with, ``Tuning.high_quality_taper``;
-            ``(85, 95)`` for the bundled default), ``(full, off)`` JPEG qualities, or ``None``. An image whose only
-            measurable damage is JPEG (a quality known or read from its pixels, a noise reading within what clean
-            photos' texture reads, ``Tuning.texture_noise``) gets ``strength`` times ``(off - q) / (off - full)`` of
-            the correction, clipped to 0..1: all of it up to q ``full``, none from q ``off``. Measured on McMaster
-            (README, Results): at q95 the default model has nothing to gain (+0.00 dB at best) and costs its worst
-            image 0.36 dB at full strength; at q90 three quarters of the correction gain more than all of it: with
-            ``(85, 95)`` a q95 file comes back as it was decoded.
+            ``(85, 98)`` for the bundled default, ``(85, 95)`` for v3), ``(full, off)`` JPEG qualities, or ``None``.
+            An image whose only measurable damage is JPEG (a quality known or read from its pixels, a noise reading
+            within what clean photos' texture reads, ``Tuning.texture_noise``) gets ``strength`` times
+            ``(off - q) / (off - full)`` of the correction, clipped to 0..1: all of it up to q ``full``, none from q
+            ``off``. Measured on McMaster for each set of weights (``benchmarks/taper_probe.py``): at full strength a
+            high-quality JPEG's worst image loses 0.4-0.5 dB (q95-q98, v4), while a share of the correction gains
+            at q90-q96 with no image worse than -0.02 dB.
     """
 
     tile: int = 512

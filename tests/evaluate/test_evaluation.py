@@ -149,6 +149,17 @@ def test_evaluate_cli(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     values = {(r["dataset"]["config"], m["type"]): m["value"] for r in index["results"] for m in r["metrics"]}
     assert values[("jpeg-q20", "psnr")] == round(x8_summary["jpeg-q20"]["DCI-CNN x8"]["psnr"], 4)
     assert main(["card", str(tmp_path / "m"), "--results", "no-equals-sign"]) == 1
+    # a protocol measured again (a later results file) replaces the earlier figures, in the earlier one's place
+    again = json.loads((tmp_path / "eval" / "results.json").read_text())
+    again["summary"] = {"jpeg-q20": again["summary"]["jpeg-q20"]}
+    again["summary"]["jpeg-q20"]["DCI-CNN"]["psnr"] = 99.0
+    (tmp_path / "again.json").write_text(json.dumps(again))
+    first = f"clean-set={tmp_path / 'eval' / 'results.json'}"
+    assert main(["card", str(tmp_path / "m"), "--results", first, f"clean-set={tmp_path / 'again.json'}"]) == 0
+    (index,) = ModelCard.load(tmp_path / "m" / "README.md").data.to_dict()["model-index"]
+    configs = [(r["dataset"]["config"], m["type"], m["value"]) for r in index["results"] for m in r["metrics"]]
+    assert [c for c in configs if c[:2] == ("jpeg-q20", "psnr")] == [("jpeg-q20", "psnr", 99.0)]
+    assert [c[0] for c in configs][0] == "jpeg-q20" and ("noise-s15", "psnr") in [c[:2] for c in configs]
 
 
 def test_a_conditioned_model_is_scored_per_jpeg_hint_and_carded_per_mode(

@@ -272,6 +272,9 @@ def test_bundled_weights_load_by_name_and_a_directory_wins_over_a_name(
         )
     assert DCICNN.from_pretrained("v3").config["arch"] == "plain"
     assert DCICNN.from_pretrained().config["arch"] == "unet"
+    # each carries the taper it was measured with (docs/restoring.md)
+    assert DCICNN.from_pretrained("v3").tuning.high_quality_taper == (85, 95)
+    assert DCICNN.from_pretrained().tuning.high_quality_taper == (85, 98)
     monkeypatch.chdir(tmp_path)
     DCICNN(width=8, depth=3).save_pretrained(tmp_path / "v3")
     assert DCICNN.from_pretrained("v3").config["width"] == 8  # ./v3 exists: the user's folder, not ours
