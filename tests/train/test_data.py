@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dcicnn import DegradationDataModule
+from dcicnn import DCICNN, DegradationDataModule, RestorationModule
 from dcicnn.train.data import (
     FolderSource,
     HFDataset,
@@ -329,3 +329,38 @@ def test_cache_images_and_persistent_workers_reach_the_loaders() -> None:
     assert dm.train_dataloader().persistent_workers and dm.val_dataloader().persistent_workers
     # without workers there is nothing to keep alive
     assert not DegradationDataModule(train_dirs=assets, num_workers=0, persistent_workers=True).persistent_workers
+
+
+def test_uint8_batches_carry_a_quarter_of_the_bytes_and_arrive_as_the_float_pairs(folder: Path) -> None:
+    def first_batch(**kwargs: object) -> tuple[DegradationDataModule, list[torch.Tensor]]:
+        L.seed_everything(0, workers=True, verbose=False)
+        dm = module(folder, **kwargs)
+        dm.setup("fit")
+        return dm, next(iter(dm.train_dataloader()))
+
+    _, (degraded, clean, damage) = first_batch()
+    dm, carried = first_batch(uint8_batches=True)
+    assert [t.dtype for t in carried] == [torch.uint8, torch.uint8, torch.float32]
+    restored = dm.on_after_batch_transfer(carried, 0)
+    assert [t.dtype for t in restored] == [torch.float32] * 3
+    assert torch.equal(restored[1], clean)  # the clean target is 8-bit already
+    assert float((restored[0] - degraded).abs().max()) <= 0.5 / 255 + 1e-6  # the input rounded to 8 bits
+    assert torch.equal(restored[2].nan_to_num(-1), damage.nan_to_num(-1))
+    validation = next(iter(dm.val_dataloader()))
+    assert dm.on_after_batch_transfer(validation, 0) is validation  # validation batches pass through
+
+
+def test_a_run_with_uint8_batches_trains_on_floats(folder: Path) -> None:
+    seen: list[torch.dtype] = []
+
+    class Recording(RestorationModule):
+        def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+            seen.append(batch[0].dtype)
+            return super().training_step(batch, batch_idx)
+
+    trainer = L.Trainer(
+        fast_dev_run=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False,
+    )  # fmt: skip
+    trainer.fit(Recording(DCICNN(width=8, depth=3)), datamodule=module(folder, uint8_batches=True))
+    assert seen == [torch.float32, torch.float32]
