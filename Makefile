@@ -28,7 +28,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: setup
-	$(BIN)/ruff check dcicnn cli tests benchmarks
+	$(BIN)/ruff check dcicnn cli tests benchmarks docs/experiments
 	$(BIN)/mypy
 
 docs: setup

@@ -42,8 +42,8 @@ for path in sorted(Path(sys.argv[1]).glob("*.jpg")):
 """
 
 
-def make_images(folder: Path, count: int, size: tuple[int, int]) -> None:
-    sources = sorted(KODAK.glob("*.png")) or [ROOT / "dcicnn" / "assets" / "sample.png"]
+def make_images(folder: Path, count: int, size: tuple[int, int], data: Path = KODAK) -> None:
+    sources = sorted(data.glob("*.png")) or [ROOT / "dcicnn" / "assets" / "sample.png"]
     for i in range(count):
         with Image.open(sources[i % len(sources)]) as image:
             rgb = image.convert("RGB")
@@ -63,6 +63,7 @@ def timed(command: list[str], threads: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=KODAK, help="PNG photos to cut the test images from")
     parser.add_argument("--count", type=int, default=24)
     parser.add_argument("--size", type=int, nargs=2, default=[512, 384], metavar=("W", "H"))
     parser.add_argument("--devices", type=int, nargs="+", default=[1, 2])
@@ -73,7 +74,7 @@ def main() -> None:
         root = Path(tmp)
         images = root / "images"
         images.mkdir()
-        make_images(images, args.count, tuple(args.size))
+        make_images(images, args.count, tuple(args.size), args.data)
         megapixels = sum(Image.open(p).width * Image.open(p).height for p in images.iterdir()) / 1e6
         runs: list[tuple[str, float]] = [
             (

@@ -22,7 +22,7 @@ dcicnn evaluate --data ../shared/data/kodak24 -o eval/kodak24-v3 --dtype bf16 --
     --jpeg-hint auto file --protocol $P
 dcicnn evaluate --data ../shared/data/mcmaster -o eval/mcmaster-v3 --dtype bf16 --no-classical \
     --jpeg-hint auto file --protocol $P
-python benchmarks/v3_targets.py eval/kodak24-v3/results.json --model "DCI-CNN [auto]" "DCI-CNN [file]"
+python benchmarks/targets.py eval/kodak24-v3/results.json --targets v3 --model "DCI-CNN [auto]" "DCI-CNN [file]"
 # 5. This card
 dcicnn card dcicnn/pretrained/default --name dcicnn-v3 --method "DCI-CNN [auto]" "DCI-CNN [file]" \
     --results kodak24=eval/kodak24-v3/results.json mcmaster=eval/mcmaster-v3/results.json \

@@ -28,7 +28,7 @@ dcicnn evaluate --data ../shared/data/kodak24 --no-classical --jpeg-hint file -o
     --model dcicnn/pretrained/v3 --model runs/v4-gpu/hub
 dcicnn evaluate --data ../shared/data/kodak24 --no-classical --jpeg-hint file -o eval/kodak24-v4-b --protocol $B \
     --model dcicnn/pretrained/v3 --model runs/v4-gpu/hub
-python benchmarks/v3_targets.py eval/kodak24-v4-a/results.json eval/kodak24-v4-b/results.json --targets v4 \
+python benchmarks/targets.py eval/kodak24-v4-a/results.json eval/kodak24-v4-b/results.json --targets v4 \
     --model v3 hub
 # 5. The bundled default and this card
 cp runs/v4-gpu/hub/config.json runs/v4-gpu/hub/model.safetensors dcicnn/pretrained/default/

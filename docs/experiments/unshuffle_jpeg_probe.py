@@ -1,6 +1,6 @@
 """Can a pixel-unshuffled DCI-CNN learn JPEG deblocking as fast as the plain one? A small, isolated probe.
 
-    python benchmarks/unshuffle_jpeg_probe.py
+    python docs/experiments/unshuffle_jpeg_probe.py
 
 Trains DCICNN(width=32, depth=6) and the same with downscale=2 for 300 Adam steps (lr 1e-3, batches of 16 crops of
 64 x 64 from 60 BSDS500 training photos, JPEG q10 through Pillow, fp32, the same crops for both) and prints the
@@ -19,7 +19,7 @@ from PIL import Image
 
 from dcicnn import DCICNN
 
-BSDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "bsds500" / "train"
+BSDS = Path(__file__).resolve().parents[3] / "shared" / "data" / "bsds500" / "train"
 
 
 def crops(images: list[np.ndarray], rng: np.random.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,9 +1,9 @@
 """Probe a blind training recipe in minutes: train a few hundred steps, print McMaster PSNR gains as it goes.
 
-    python benchmarks/recipe_probe.py --mix independent --steps 900            # configs/blind.yaml before: one
-                                                                                # Degradation, independent stages
-    python benchmarks/recipe_probe.py --mix mixture --steps 900                # configs/blind.yaml's DegradationMix
-    python benchmarks/recipe_probe.py --mix mixture --steps 900 --dilated      # ... with dilation 1-2-3-4-4-3-2-1
+    python docs/experiments/recipe_probe.py --mix independent --steps 900   # configs/blind.yaml before: one
+                                                                           # Degradation, independent stages
+    python docs/experiments/recipe_probe.py --mix mixture --steps 900       # configs/blind.yaml's DegradationMix
+    python docs/experiments/recipe_probe.py --mix mixture --steps 900 --dilated  # with dilation 1-2-3-4-4-3-2-1
 
 A bare training loop (Adam, bf16 autocast, channels-last, gradient clipping 1.0, batch 32 of 64x64 BSDS500 crops,
 constant learning rate) over the package's own data pipeline, network and losses, so that recipes can be ranked

@@ -1,59 +1,55 @@
-"""Check `dcicnn evaluate` results against the default model's targets: "do no harm" musts, restoration aims, each
-with its margin, per method (e.g. a conditioned model scored with `--jpeg-hint auto file none`). `--targets v3`
-(issue 12, the default) or `v4` (issue 22: the same musts, higher aims); several results files (evaluations split
-by protocol) are read as one.
+"""Check `dcicnn evaluate` results against a model's targets: "do no harm" musts and restoration aims, each with its
+margin, per method (e.g. a conditioned model scored with `--jpeg-hint auto file none`). The targets are data beside
+each model card, `model_cards/NAME/targets.csv` (protocol, statistic, threshold, kind); `--targets v4` (default:
+the bundled default's), `v3`, or a CSV path. Several results files (evaluations split by protocol) are read as one.
 
-    python benchmarks/v3_targets.py eval/kodak24/results.json --model "DCI-CNN [auto]" "DCI-CNN [file]"
-    python benchmarks/v3_targets.py eval/a/results.json eval/b/results.json --targets v4 --model "v4 [file]"
+    python benchmarks/targets.py eval/kodak24/results.json --targets v3 --model "DCI-CNN [auto]" "DCI-CNN [file]"
+    python benchmarks/targets.py eval/a/results.json eval/b/results.json --targets v4 --model "v4 [file]"
 
-Gains are RGB PSNR over the degraded input, in dB, averaged over images; "worst" is the lowest single image. A
-must that fails is marked FAIL; an aim that is missed shows a negative margin.
+Statistics: "psnr" (mean RGB PSNR), "min_psnr" (worst image), "gain" (mean gain over the degraded input, dB) and
+"min_gain" (worst image's gain). A must that fails is marked FAIL; an aim that is missed shows a negative margin.
+Protocols the results hold without a target are reported after them; the exit status is 1 when a must fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 from collections import defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
-#: (protocol, statistic, threshold, kind): statistic is "psnr" (mean), "min_psnr" (worst image), "gain" (mean gain
-#: over the input) or "min_gain" (worst image's gain).
-MUSTS: list[tuple[str, str, float, str]] = [
-    ("clean", "psnr", 45.0, "must"),
-    ("clean", "min_psnr", 42.0, "must"),
-    ("jpeg-q90", "gain", 0.0, "must"),
-    ("jpeg-q90", "min_gain", -0.1, "must"),
-    ("jpeg-q95", "gain", 0.0, "must"),
-    ("jpeg-q95", "min_gain", -0.1, "must"),
-    ("jpeg-q75", "gain", 0.2, "must"),
-]
-TARGETS: list[tuple[str, str, float, str]] = [
-    *MUSTS,
-    ("jpeg-q10", "gain", 1.2, "aim"),
-    ("jpeg-q20", "gain", 1.0, "aim"),
-    ("jpeg-q30", "gain", 1.0, "aim"),
-    ("jpeg-q40", "gain", 1.0, "aim"),
-    ("noise-s25", "psnr", 31.8, "aim"),
-    ("noise-s15", "psnr", 34.0, "aim"),
-    ("blur-s1+jpeg-q30", "gain", 1.5, "aim"),
-    ("blur-s2+jpeg-q30", "gain", 1.5, "aim"),
-    ("mixed-light", "gain", 1.5, "aim"),
-    ("mixed-heavy", "gain", 1.0, "aim"),
-]
-V4_TARGETS: list[tuple[str, str, float, str]] = [
-    *MUSTS,
-    ("jpeg-q10", "gain", 1.6, "aim"),
-    *((f"jpeg-q{q}", "gain", 1.4, "aim") for q in (20, 30, 40)),
-    ("noise-s15", "psnr", 34.6, "aim"),
-    ("noise-s25", "psnr", 32.1, "aim"),
-    ("noise-s50", "psnr", 29.0, "aim"),
-    ("blur-s1+jpeg-q30", "gain", 1.2, "aim"),
-    ("blur-s2+jpeg-q30", "gain", 1.5, "aim"),
-    ("mixed-light", "gain", 1.5, "aim"),
-    ("mixed-heavy", "gain", 1.0, "aim"),
-]
+REPO = Path(__file__).resolve().parents[1]
+STATISTICS = ("psnr", "min_psnr", "gain", "min_gain")
+KINDS = ("must", "aim")
+
+
+class Target(NamedTuple):
+    protocol: str
+    statistic: str
+    threshold: float
+    kind: str
+
+
+def load_targets(name_or_path: str) -> list[Target]:
+    """The targets of ``model_cards/NAME/targets.csv`` for a name, or of a CSV path; one clear error per bad row."""
+    path = Path(name_or_path)
+    if path.suffix != ".csv":
+        path = REPO / "model_cards" / name_or_path / "targets.csv"
+    if not path.is_file():
+        raise SystemExit(f"{path}: no such targets file")
+    from dcicnn.train.degradations import PROTOCOLS
+
+    targets = []
+    with path.open(newline="") as handle:
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            target = Target(row["protocol"], row["statistic"], float(row["threshold"]), row["kind"])
+            if target.protocol not in PROTOCOLS or target.statistic not in STATISTICS or target.kind not in KINDS:
+                raise SystemExit(f"{path}:{line}: unknown protocol, statistic or kind in {row}")
+            targets.append(target)
+    return targets
 
 
 def statistics(rows: list[dict], method: str) -> dict[str, dict[str, float]]:
@@ -80,15 +76,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", type=Path, nargs="+")
     parser.add_argument("--model", nargs="+", default=["DCI-CNN"], help="method names in the results")
-    parser.add_argument("--targets", choices=("v3", "v4"), default="v3")
+    parser.add_argument("--targets", default="v4", help="a model card's name (v4, v3) or a targets CSV")
     args = parser.parse_args()
     files = [json.loads(path.read_text()) for path in args.results]
     data = {"dataset": files[0]["dataset"], "rows": [row for f in files for row in f["rows"]]}
-    targets = TARGETS if args.targets == "v3" else V4_TARGETS
+    targets = load_targets(args.targets)
     stats = {m: statistics(data["rows"], m) for m in args.model}
     print(f"{data['dataset']}: " + ", ".join(args.model))
     print("| target | kind | " + " | ".join(f"{m} | margin" for m in args.model) + " |")
     print("|---|---|" + "---|---|" * len(args.model))
+    failed = False
     for protocol, statistic, threshold, kind in targets:
         cells = []
         for m in args.model:
@@ -98,6 +95,7 @@ def main() -> None:
                 continue
             margin = value - threshold
             flag = " FAIL" if kind == "must" and margin < 0 else ""
+            failed = failed or bool(flag)
             cells += [f"{value:+.2f}" if "gain" in statistic else f"{value:.2f}", f"{margin:+.2f}{flag}"]
         label = f"{protocol} {statistic.replace('_', ' ')} >= {threshold:g}"
         print(f"| {label} | {kind} | " + " | ".join(cells) + " |")
@@ -108,6 +106,8 @@ def main() -> None:
             s = stats[m].get(protocol)
             cells += ["-", "-"] if s is None else [f"{s['gain']:+.2f}", f"worst {s['min_gain']:+.2f}"]
         print(f"| {protocol} gain | report | " + " | ".join(cells) + " |")
+    if failed:
+        raise SystemExit("a must failed")
 
 
 if __name__ == "__main__":
