@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from dcicnn import DCICNN
-from dcicnn.restore.inference import image_damage
+from dcicnn.restore.policy import image_damage
 from dcicnn.train.degradations import jpeg
 
 

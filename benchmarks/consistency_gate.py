@@ -21,7 +21,7 @@ import torch
 from dcicnn import DCICNN, RestoreOptions
 from dcicnn.damage.consistency import JpegGrid, project
 from dcicnn.evaluate.evaluation import psnr
-from dcicnn.restore.inference import consistency_share
+from dcicnn.restore.policy import consistency_share
 from dcicnn.train.degradations import PROTOCOLS, apply_protocol, protocol_target
 from dcicnn.train.sources import FolderSource
 

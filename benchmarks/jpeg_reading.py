@@ -4,7 +4,7 @@
     python benchmarks/jpeg_reading.py --data DIR --qualities 85 90 95 --noise 2 --blur 1
 
 Each image is saved by Pillow (4:2:0, its default) at each quality, decoded to an RGB array, and read as `restore()`
-reads an array (`dcicnn.restore.inference.measure`: no file, so only the pixels speak). The clean image is read too
+reads an array (`dcicnn.restore.policy.measure`: no file, so only the pixels speak). The clean image is read too
 (it must read "not a JPEG"), and so are the clean image with Gaussian noise (`--noise`, sigma on 0..255) and blurred
 (`--blur`, sigma in pixels): neither has a lattice. One row per case: how many images read exactly the saved quality,
 within 2 of it, higher (less damage than there is: the taper then gives too little), lower, and "not a JPEG"; the
@@ -24,7 +24,7 @@ import torch
 from PIL import Image, ImageFilter
 
 from dcicnn.imageio import readable_extensions
-from dcicnn.restore.inference import measure
+from dcicnn.restore.policy import measure
 
 
 def decoded_jpeg(image: Image.Image, quality: int) -> np.ndarray:

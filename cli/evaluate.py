@@ -86,7 +86,8 @@ def _method(model: DCICNN, options: RestoreOptions, hint: str = "auto", memo: di
     a mode that runs exactly as another on this input (``file`` on a protocol that saves no JPEG is ``auto``) is
     not computed twice."""
     from dcicnn.damage.consistency import JpegGrid
-    from dcicnn.restore.inference import FileJpeg, restore
+    from dcicnn.restore.inference import restore
+    from dcicnn.restore.policy import FileJpeg
 
     memo = {} if memo is None else memo
 

@@ -9,7 +9,7 @@ from dcicnn.restore.options import RestoreOptions
 from dcicnn.spec import DTYPE_NAMES
 
 if TYPE_CHECKING:
-    from dcicnn.restore.inference import Restorer
+    from dcicnn.restore.runner import Restorer
 
 DEFAULTS = RestoreOptions()
 
@@ -65,6 +65,6 @@ def inference_options(args: argparse.Namespace, *, ensemble: bool = False) -> Re
 def check_device_dtype(model: Restorer, options: RestoreOptions) -> None:
     """Fail now, in one line, if ``options`` name a device this machine lacks or a dtype the model does not run in
     (``restore`` would otherwise say so for every image)."""
-    from dcicnn.restore.inference import resolve_device_dtype
+    from dcicnn.restore.runner import resolve_device_dtype
 
     resolve_device_dtype(model, options)

@@ -38,7 +38,7 @@ from dcicnn.damage import conditions as cond
 from dcicnn.errors import InvalidArgumentError
 from dcicnn.hub import HubMixin
 from dcicnn.nn import PlainNet, UNet
-from dcicnn.restore import inference
+from dcicnn.restore import inference, policy
 from dcicnn.restore.inference import ImageLike
 from dcicnn.restore.options import RestoreOptions
 from dcicnn.spec import ModelSpec, Tuning
@@ -244,8 +244,8 @@ class DCICNN(
 
     def default_condition(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, K)`` conditions for a batch with nothing else known: what each image shows, exactly as ``restore``
-        finds it with ``jpeg_quality="auto"`` (``dcicnn.restore.inference.image_damage``)."""
-        damage = torch.stack([inference.image_damage(image.detach(), "auto").tensor() for image in x])
+        finds it with ``jpeg_quality="auto"`` (``dcicnn.restore.policy.image_damage``)."""
+        damage = torch.stack([policy.image_damage(image.detach(), "auto").tensor() for image in x])
         return cond.condition_from_damage(self.conditions, damage).to(x.device)
 
     def restore(

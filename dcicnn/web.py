@@ -24,13 +24,14 @@ from PIL import Image, ImageOps
 from dcicnn.errors import DcicnnError, InvalidArgumentError, one_line
 from dcicnn.imageio import open_image
 from dcicnn.restore.files import restore_file
-from dcicnn.restore.inference import file_jpeg_quality, recorded_readings
+from dcicnn.restore.inference import file_jpeg_quality
 from dcicnn.restore.options import RestoreOptions
+from dcicnn.restore.policy import recorded_readings
 
 if TYPE_CHECKING:
     import gradio
 
-    from dcicnn.restore.inference import Restorer
+    from dcicnn.restore.runner import Restorer
 
 __all__ = ["GRADIO_MISSING", "JPEG_HINTS", "PageRestorer", "PageResult", "build_app", "running"]
 

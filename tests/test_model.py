@@ -169,7 +169,7 @@ def test_an_unshuffled_network_keeps_the_size_and_its_receptive_radius_bounds_it
 
 
 def test_tiles_align_to_the_network_blocks() -> None:
-    from dcicnn.restore.inference import plan_tiles
+    from dcicnn.restore.tiling import plan_tiles
 
     tiles = plan_tiles(100, 64, 40, 9, align=4)
     assert all(v % 4 == 0 for t in tiles for v in (t.y0, t.y1, t.x0, t.x1, t.cy0, t.cy1, t.cx0, t.cx1))

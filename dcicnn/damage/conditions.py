@@ -210,6 +210,9 @@ _PERIODICITY = 0.5  # mean cos(2 pi c / q) above which step q is taken as presen
 # array) moves every coefficient by noise of about this standard deviation: it lowers the expected mean cosine of a
 # true step q by exp(-2 pi^2 s^2 / q^2) (0.29 at q = 2), so small steps are judged against a threshold lowered as much.
 _ROUNDING_NOISE = 0.5
+# Random values give a mean cosine of 0 with a standard error of 0.71 / sqrt(n); the reading tries 11 frequencies, 63
+# steps and picks the best of 64 grids, so a step counts only this many standard errors clear of chance.
+_CHANCE = 5.0
 
 
 def estimate_jpeg_quality(image: np.ndarray | torch.Tensor, *, min_blocks: int = 64) -> int | None:
@@ -335,8 +338,8 @@ def _step(values: np.ndarray, limit: int = 64, least: int = 16, rounding: float 
     least ``least`` values; 1 if none shows; ``None`` if too few values are non-zero to tell.
 
     Step ``q`` shows when the mean of ``cos(2 pi v / q)`` over the values beyond ``q / 2`` exceeds ``_PERIODICITY``
-    times what ``rounding`` noise leaves of a true lattice, and stands clear of chance (random values give 0 with a
-    standard error of ``0.71 / sqrt(n)``). A multiple of the true step reads near 0 or below (half its values sit on
+    times what ``rounding`` noise leaves of a true lattice, and stands ``_CHANCE`` standard errors clear of chance
+    (random values give 0 with a standard error of ``0.71 / sqrt(n)``). A multiple of the true step reads near 0 or below (half its values sit on
     odd multiples), so the largest step that shows is the step.
     """
     if np.count_nonzero(np.abs(values) > 1.0) < least:
@@ -346,7 +349,7 @@ def _step(values: np.ndarray, limit: int = 64, least: int = 16, rounding: float 
         sample = values[np.abs(values) > q / 2]
         if sample.size < least:
             break
-        chance = min(_PERIODICITY, 3.0 * 0.71 / math.sqrt(sample.size))
+        chance = min(_PERIODICITY, _CHANCE * 0.71 / math.sqrt(sample.size))
         threshold = max(_PERIODICITY * math.exp(-2.0 * (math.pi * rounding / q) ** 2), chance)
         if float(np.mean(np.cos(2 * np.pi * sample / q))) > threshold:
             best = q

@@ -1,6 +1,6 @@
 """``Damage``: what is known of one image's damage, from the reading to the network's input.
 
-``restore()`` measures it once per image (``dcicnn.restore.inference.measure``) and decides on it (skip an undamaged
+``restore()`` measures it once per image (``dcicnn.restore.policy.measure``) and decides on it (skip an undamaged
 image, taper a high-quality JPEG); the training data builds one per sample. A conditioned network takes it as a
 float tensor (``Damage.tensor``, batched by the data loader), which ``condition_from_damage`` turns into its
 condition channels; only that tensor keeps the two sentinels (NaN: withheld; ``NOT_JPEG``: not a JPEG).

@@ -36,7 +36,7 @@ def export_onnx(model: DCICNN, path: str | Path, opset: int = 18, verify: bool =
     ``(N, C, H, W)`` on the 0..1 scale, unclipped); with ``verify``, check it against onnxruntime.
 
     A conditioned model takes a second input, ``condition``: float32 ``(N, K)``, the condition channel values
-    (``image_damage(...).condition(model.conditions)``: ``dcicnn.restore.inference.image_damage``), computed by the
+    (``image_damage(...).condition(model.conditions)``: ``dcicnn.restore.policy.image_damage``), computed by the
     caller."""
     path = Path(path)
     network = model.fuse_batchnorm().cpu().float().eval()

@@ -28,8 +28,9 @@ from PIL import Image
 
 from dcicnn.errors import DcicnnError, one_line
 from dcicnn.imageio import save_image_atomic
-from dcicnn.restore.inference import Restorer, restore
+from dcicnn.restore.inference import restore
 from dcicnn.restore.options import RestoreOptions
+from dcicnn.restore.runner import Restorer
 
 __all__ = ["DatasetReport", "image_name", "image_names", "restore_to_files", "restore_to_parquet"]
 

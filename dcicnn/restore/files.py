@@ -19,7 +19,7 @@ from dcicnn.imageio import WIDE_COLOUR, open_image, read_wide_colour, save_image
 from dcicnn.restore.options import RestoreOptions
 
 if TYPE_CHECKING:
-    from dcicnn.restore.inference import Restorer
+    from dcicnn.restore.runner import Restorer
 
 __all__ = ["FLOAT_SUFFIXES", "output_path", "restore_file", "save_options"]
 
@@ -74,7 +74,8 @@ def restore_file(
     restored; a 16-bit image saved to a format of 8 bits per channel; a JPEG whose pixels show heavier damage than
     its tables (saved more than once), and the quality it was restored as. ``max_pixels``: see ``open_image``.
     """
-    from dcicnn.restore.inference import recorded_readings, restore
+    from dcicnn.restore.inference import restore
+    from dcicnn.restore.policy import recorded_readings
 
     source, target = Path(source), Path(target)
     options = options or RestoreOptions()

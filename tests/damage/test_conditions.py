@@ -21,8 +21,9 @@ from dcicnn.damage.conditions import (
     quality_from_tables,
 )
 from dcicnn.damage.record import Damage
-from dcicnn.restore.inference import file_jpeg_quality, image_damage, taper
+from dcicnn.restore.inference import file_jpeg_quality
 from dcicnn.restore.options import RestoreOptions
+from dcicnn.restore.policy import image_damage, taper
 from dcicnn.train.data import HintPolicy, PatchMaker
 from dcicnn.train.degradations import Degradation, gaussian_blur, jpeg
 from dcicnn_cli.main import main

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
 from dcicnn import DCICNN
-from dcicnn.restore.inference import plan_tiles, resolve_device_dtype
 from dcicnn.restore.options import RestoreOptions
+from dcicnn.restore.runner import resolve_device_dtype
+from dcicnn.restore.tiling import plan_tiles
 from tests.helpers import variant
 
 
