@@ -195,7 +195,23 @@ def restore_one(model: DCICNN, job: Job, args: argparse.Namespace, options: Rest
 
 
 def run(args: argparse.Namespace) -> int:
-    # Every option is checked before any work, and once, not once per image.
+    """``dcicnn restore``: files, folders and globs (here or on several devices), or a dataset (``--hf``)."""
+    options = check_arguments(args)
+    if args.hf is not None:
+        return run_dataset(args, options)
+    extension = None if args.format == "same" else FORMATS[args.format]
+    jobs, errors = collect(args.inputs, args.output, extension, args.keep_extension)
+    for line in errors:
+        print(f"dcicnn restore: error: {line}", file=sys.stderr)
+    model = load_model_source(args.model, args.revision)
+    check_device_dtype(model, options)  # a device this machine lacks: one line, nothing created
+    if args.devices is not None:
+        return run_files_distributed(args, options, model, jobs, len(errors))
+    return run_files(args, options, model, jobs, len(errors), extension)
+
+
+def check_arguments(args: argparse.Namespace) -> RestoreOptions:
+    """Every option checked before any work, and once, not once per image: the restore options, or one clear error."""
     options = inference_options(args, ensemble=args.ensemble)
     if not 1 <= args.quality <= 100:
         raise InvalidArgumentError(f"--quality must be in 1..100, got {args.quality}")
@@ -206,31 +222,41 @@ def run(args: argparse.Namespace) -> int:
             raise InvalidArgumentError("--device picks one device; with --devices each process gets its own")
         if args.to_parquet:
             raise InvalidArgumentError("--to-parquet runs on one device; --devices writes image files")
-    if args.hf is not None:
-        return run_dataset(args, options)
-    if not args.inputs:
-        raise InvalidArgumentError("give at least one INPUT (file, folder or glob), or a dataset with --hf")
-    if args.to_parquet:
-        raise InvalidArgumentError("--to-parquet writes a dataset: it needs --hf")
-    extension = None if args.format == "same" else FORMATS[args.format]
-    jobs, errors = collect(args.inputs, args.output, extension, args.keep_extension)
-    for line in errors:
-        print(f"dcicnn restore: error: {line}", file=sys.stderr)
-    model = load_model_source(args.model, args.revision)
-    check_device_dtype(model, options)  # a device this machine lacks: one line, nothing created
-    if args.devices is not None:
-        inputs = {job.source.resolve() for job in jobs}
-        targets = [job.target for job in jobs]
-        if len(set(targets)) < len(targets):
-            raise InvalidArgumentError("two inputs share an output name; pass --keep-extension")
-        from dcicnn.restore.distributed import RestoreJob
+    if args.hf is None:
+        if not args.inputs:
+            raise InvalidArgumentError("give at least one INPUT (file, folder or glob), or a dataset with --hf")
+        if args.to_parquet:
+            raise InvalidArgumentError("--to-parquet writes a dataset: it needs --hf")
+    return options
 
-        def process_file(job: RestoreJob, network: DCICNN) -> None:
-            assert job.source is not None
-            restore_one(network, resolved(Job(job.source, job.target)), args, options, inputs)
 
-        todo = [RestoreJob(job.target, source=job.source) for job in jobs]
-        return run_distributed(args, model, todo, process_file, len(jobs), len(errors))
+def run_files_distributed(
+    args: argparse.Namespace, options: RestoreOptions, model: DCICNN, jobs: list[Job], failed: int
+) -> int:
+    """``--devices N``: the files restored as a Lightning predict, each on exactly one device."""
+    inputs = {job.source.resolve() for job in jobs}
+    targets = [job.target for job in jobs]
+    if len(set(targets)) < len(targets):
+        raise InvalidArgumentError("two inputs share an output name; pass --keep-extension")
+    from dcicnn.restore.distributed import RestoreJob
+
+    def process_file(job: RestoreJob, network: DCICNN) -> None:
+        assert job.source is not None
+        restore_one(network, resolved(Job(job.source, job.target)), args, options, inputs)
+
+    todo = [RestoreJob(job.target, source=job.source) for job in jobs]
+    return run_distributed(args, model, todo, process_file, len(jobs), failed)
+
+
+def run_files(
+    args: argparse.Namespace,
+    options: RestoreOptions,
+    model: DCICNN,
+    jobs: list[Job],
+    failed: int,
+    extension: str | None,
+) -> int:
+    """The files restored one by one here; a file's problem is one line, and the others go on."""
     created = jobs and not args.output.exists()
     if jobs:
         args.output.mkdir(parents=True, exist_ok=True)
@@ -238,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
             raise PermissionError(f"{args.output}: output folder is not writable")
     inputs = {job.source.resolve() for job in jobs}
     claimed: dict[Path, Path] = {}
-    failed, skipped, done = len(errors), 0, 0
+    skipped, done = 0, 0
     jobs = [resolved(job) for job in jobs]
     as_tiff = 0  # floating-point images written as TIFF because the asked-for format cannot hold them
     remaining = jobs

@@ -339,8 +339,8 @@ def _step(values: np.ndarray, limit: int = 64, least: int = 16, rounding: float 
 
     Step ``q`` shows when the mean of ``cos(2 pi v / q)`` over the values beyond ``q / 2`` exceeds ``_PERIODICITY``
     times what ``rounding`` noise leaves of a true lattice, and stands ``_CHANCE`` standard errors clear of chance
-    (random values give 0 with a standard error of ``0.71 / sqrt(n)``). A multiple of the true step reads near 0 or below (half its values sit on
-    odd multiples), so the largest step that shows is the step.
+    (random values give 0 with a standard error of ``0.71 / sqrt(n)``). A multiple of the true step reads near 0 or
+    below (half its values sit on odd multiples), so the largest step that shows is the step.
     """
     if np.count_nonzero(np.abs(values) > 1.0) < least:
         return None
