@@ -20,11 +20,13 @@ __all__ = [
     "WIDE_COLOUR",
     "ImageReadError",
     "atomic_path",
+    "from_sixteen_bit",
     "is_wide_colour",
     "read_wide_colour",
     "readable_extensions",
     "write_wide_colour",
     "image_to_uint8",
+    "levels",
     "open_image",
     "read_image",
     "save_image_atomic",
@@ -103,12 +105,9 @@ def image_to_uint8(image: Image.Image, channels: int = 3) -> np.ndarray:
         raise InvalidArgumentError(f"channels must be 1 or 3, got {channels}")
     image = ImageOps.exif_transpose(image) or image
     if image.mode.startswith("I"):
-        wide = np.asarray(image, dtype=np.float64)
-        gray = np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8)
-        image = Image.fromarray(gray)
+        image = Image.fromarray(from_sixteen_bit(np.asarray(image)))
     elif image.mode == "F":  # float images are on the 0..1 scale, as float arrays are everywhere in dcicnn
-        wide = np.asarray(image, dtype=np.float64)
-        image = Image.fromarray(np.clip(np.rint(wide * 255.0), 0, 255).astype(np.uint8))
+        image = Image.fromarray(levels(np.asarray(image)).astype(np.uint8))
     array = np.array(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
     return array[:, :, None] if channels == 1 else array
 
@@ -123,6 +122,12 @@ def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
         raise ImageReadError(f"{path}: {err}") from None
     finally:
         image.close()
+
+
+def from_sixteen_bit(pixels: np.ndarray) -> np.ndarray:
+    """uint8 levels of 16-bit pixels (0..65535 scaled to 0..255 and rounded): how every wide image becomes 8-bit here
+    (Pillow's own conversion would clip instead)."""
+    return np.clip(np.rint(np.asarray(pixels, dtype=np.float64) / 257.0), 0, 255).astype(np.uint8)
 
 
 def levels(image: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from dcicnn.errors import DcicnnError, InvalidArgumentError, one_line
-from dcicnn.imageio import open_image
+from dcicnn.imageio import from_sixteen_bit, levels, open_image
 from dcicnn.restore.files import restore_file
 from dcicnn.restore.inference import file_jpeg_quality
 from dcicnn.restore.options import RestoreOptions
@@ -57,10 +57,9 @@ def for_display(image: Image.Image) -> Image.Image:
     """An 8-bit RGB(A) or L copy of ``image`` for a browser: 16-bit and float pixels scaled, other modes converted."""
     image = ImageOps.exif_transpose(image) or image
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        pixels = np.asarray(image, dtype=np.float64) / 257.0
-        return Image.fromarray(np.clip(pixels.round(), 0, 255).astype(np.uint8))
+        return Image.fromarray(from_sixteen_bit(np.asarray(image)))
     if image.mode == "F":
-        return Image.fromarray((np.clip(np.asarray(image), 0.0, 1.0) * 255.0).round().astype(np.uint8))
+        return Image.fromarray(levels(np.asarray(image)).astype(np.uint8))
     if image.mode in ("L", "RGB", "RGBA"):
         return image.copy()
     keep_alpha = "A" in image.mode or "transparency" in image.info

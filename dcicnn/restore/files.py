@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from dcicnn.errors import InvalidArgumentError
-from dcicnn.imageio import WIDE_COLOUR, open_image, read_wide_colour, save_image_atomic, write_wide_colour
+from dcicnn.imageio import (
+    WIDE_COLOUR,
+    from_sixteen_bit,
+    open_image,
+    read_wide_colour,
+    save_image_atomic,
+    write_wide_colour,
+)
 from dcicnn.restore.options import RestoreOptions
 
 if TYPE_CHECKING:
@@ -90,7 +97,7 @@ def restore_file(
             if target.suffix.lower() in (".png", ".tif", ".tiff"):
                 return write_wide_colour(pixels, target)
             say(f"{target}: 8 bits per channel ({target.suffix} holds no more)")
-            restored = Image.fromarray((pixels.astype("float64") / 257.0).round().astype("uint8"))
+            restored = Image.fromarray(from_sixteen_bit(pixels))
         else:
             with recorded_readings() as readings:
                 restored = restore(model, image, options)
