@@ -1,8 +1,9 @@
 """What a conditioned network is told about the damage it faces, and how that is found out.
 
 A blind 8-layer network sees 17 pixels of context: it cannot tell fine texture from noise, or a q95 JPEG from a clean
-photo, so it always removes something (the bundled v2 lost 4 dB on q95 JPEGs). A few numbers about the *whole* image
-fix that (issue 12, after FFDNet's noise map): they enter the network as constant extra input channels.
+photo, so it always removes something, even from a q95 JPEG that has nothing left to give (docs/quality.md). A few
+numbers about the *whole* image fix that (after FFDNet's noise map): they enter the network as constant extra input
+channels.
 
 Conditions (``ModelSpec.conditions`` names them; each adds the channels listed in ``CHANNELS``):
 

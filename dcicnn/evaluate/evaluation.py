@@ -1,6 +1,6 @@
 """Evaluation: protocols x images x methods -> per-image metrics, tables (markdown, CSV, JSON), a plot and a grid.
 
-Metrics follow ../shared/DESIGN.md: PSNR on RGB 0..255 after rounding a method's output to uint8, no border crop;
+Metrics (docs/evaluation.md): PSNR on RGB 0..255 after rounding a method's output to uint8, no border crop;
 PSNR on Y (BT.601, as MATLAB's rgb2ycbcr); SSIM with a Gaussian window of 11 and sigma 1.5 (torchmetrics, on RGB);
 MSE on the 0..1 scale (the paper's unit). The untouched degraded input is scored as given (for ``noise-*`` it is not
 clipped or rounded), as the baseline every method must beat.

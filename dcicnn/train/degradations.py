@@ -421,7 +421,7 @@ PROTOCOLS: dict[str, _Protocol] = {
     "jpeg-q30+shift+q50": _Protocol(prior_jpeg=30, shift=4, jpeg=50),
     "jpeg-q30+resize+q90": _Protocol(prior_jpeg=30, rescale=0.75, jpeg=90),
 }
-"""Named evaluation protocols (see ``../shared/DESIGN.md`` and the README)."""
+"""Named evaluation protocols (docs/degradations.md lists them)."""
 
 
 def protocol_rng(protocol: str, key: str) -> np.random.Generator:
