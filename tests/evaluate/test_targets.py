@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
@@ -50,3 +51,27 @@ def test_a_failed_must_is_marked_and_ends_in_a_non_zero_status(tmp_path: Path) -
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert unknown.returncode == 1 and "no such targets file" in unknown.stderr
+
+
+@pytest.mark.slow
+def test_the_runner_judges_weights_against_their_card_and_times_them(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from dcicnn import DCICNN
+
+    DCICNN(width=8, depth=3).save_pretrained(tmp_path / "untrained")
+    (tmp_path / "photos").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (64, 72, 3), dtype=np.uint8)).save(tmp_path / "photos" / f"{i}.png")
+    runner = [sys.executable, str(REPO_ROOT / "benchmarks" / "run.py")]
+    quality = [*runner, "quality", "--model", str(tmp_path / "untrained"), "--card", "v4", "--data"]
+    quality += [str(tmp_path / "photos"), "--protocol", "clean", "jpeg-q90", "--out", str(tmp_path / "q")]
+    done = subprocess.run(quality, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr  # untrained weights change clean photos: a must fails
+    assert (tmp_path / "q" / "eval" / "results.json").is_file()
+    assert "| clean psnr >= 45 | must |" in (tmp_path / "q" / "targets.md").read_text() and "FAIL" in done.stdout
+    speed = [*runner, "speed", "--model", str(tmp_path / "untrained"), "--sizes", "0.01", "--whole-max", "0"]
+    done = subprocess.run([*speed, "--out", str(tmp_path / "s")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "| MP | mode | dtype |" in (tmp_path / "s" / "speed.md").read_text()
