@@ -27,7 +27,11 @@ def add_inference_arguments(
     )
     if tiling:
         parser.add_argument(
-            "--tile", type=int, default=DEFAULTS.tile, help="tile side in pixels (memory grows with its square)"
+            "--tile",
+            default=DEFAULTS.tile,
+            metavar="N|auto",
+            help="tile side in pixels (memory grows with its square), or auto: the weights' own (default; 512 for the "
+            "bundled ones)",
         )
         parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="tiles per forward pass")
         parser.add_argument("--compile", action="store_true", help="torch.compile the network (faster for many files)")

@@ -252,7 +252,7 @@ class DCICNN(
         self,
         image: ImageLike,
         *,
-        tile: int = _DEFAULTS.tile,
+        tile: int | str = _DEFAULTS.tile,
         overlap: int | None = _DEFAULTS.overlap,
         batch_size: int = _DEFAULTS.batch_size,
         device: str | torch.device | None = _DEFAULTS.device,

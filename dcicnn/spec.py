@@ -49,8 +49,8 @@ class Tuning:
     """What ``restore()`` does around a network, measured for one set of weights and saved with them (the
     ``tuning`` entry of their ``config.json``), so that another set of weights does not inherit it.
 
-    The defaults are what the bundled v3 was tuned with on McMaster (the default v4 keeps them; not re-measured); a
-    network trained on another recipe measures its own (``benchmarks/taper_probe.py``).
+    The defaults are what the bundled v3 was tuned with on McMaster; the default v4 keeps them but for its taper,
+    (85, 98), re-measured for it; a network trained on another recipe measures its own (``benchmarks/taper_probe.py``).
 
     Attributes:
         high_quality_taper: ``(full, off)``: a JPEG whose only measurable damage is its compression gets
@@ -67,12 +67,16 @@ class Tuning:
             deblurring network moves a blurred-then-compressed photo out of the file's bins (they hold the blurred
             photo), and the projection would undo that; where the network only deblocks, the projection removes
             little. ``None``: always all of it.
+        tile: the tile side ``restore()`` uses for these weights (``RestoreOptions.tile="auto"``): images up to it run
+            in one pass; each tile also computes a margin of the receptive radius on every side, so a network that
+            sees far may want larger tiles (memory grows with the square).
     """
 
     high_quality_taper: tuple[int, int] | None = (85, 95)
     undamaged_noise: float = 4.5
     texture_noise: float = 9.0
     consistency_gate: tuple[float, float] | None = (0.15, 0.35)
+    tile: int = 512
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "high_quality_taper", check_taper(self.high_quality_taper))
@@ -82,6 +86,8 @@ class Tuning:
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 255.0:
                 raise InvalidArgumentError(f"tuning {name} must be a noise level in 0..255, got {value!r}")
             object.__setattr__(self, name, float(value))
+        if isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile < 16:
+            raise InvalidArgumentError(f"tuning tile must be an int >= 16, got {self.tile!r}")
 
     @classmethod
     def from_config(cls, values: dict[str, Any] | None) -> Tuning:

@@ -41,6 +41,7 @@ def test_tuning_is_saved_and_read_back(tmp_path: Path) -> None:
         "undamaged_noise": 2.0,
         "texture_noise": 9.0,
         "consistency_gate": [0.15, 0.35],
+        "tile": 512,
     }
     loaded = DCICNN.from_pretrained(tmp_path / "m")
     assert loaded.spec.tuning == Tuning(high_quality_taper=(50, 60), undamaged_noise=2.0)
@@ -75,8 +76,25 @@ def test_undamaged_threshold_is_the_weights() -> None:
         ({"high_quality_taper": [90, 80]}, "high_quality_taper"),
         ({"undamaged_noise": -1}, "undamaged_noise"),
         ({"texture_noise": "9"}, "texture_noise"),
+        ({"tile": 8}, "tuning tile must be an int >= 16"),
     ],
 )
 def test_bad_tuning_is_one_clear_error(tuning: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         DCICNN(conditions=["jpeg", "noise"], tuning=tuning)
+
+
+def test_the_tile_is_the_weights_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dcicnn.restore import inference
+
+    sides: list[int] = []
+    plan = inference.plan_tiles
+    monkeypatch.setattr(inference, "plan_tiles", lambda h, w, tile, *a: sides.append(tile) or plan(h, w, tile, *a))
+    image = jpeg(30)  # 96 x 96, a JPEG file's image: restored, not skipped
+    small = conditioned(tile=48)
+    tiled = np.asarray(small.restore(image, dtype="fp32"))
+    assert np.array_equal(tiled, np.asarray(conditioned().restore(image, dtype="fp32")))  # as a whole-image pass
+    small.restore(image, dtype="fp32", tile=200)  # the caller's word wins
+    conditioned().restore(image, dtype="fp32", tile="auto")
+    assert sides == [48, 512, 200, 512]
+    assert RestoreOptions().tile == "auto" and RestoreOptions(tile="256").tile == 256

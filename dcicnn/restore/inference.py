@@ -104,7 +104,8 @@ def restore_tensor(
     if align > 1 and (height % align or width % align):  # pad as the network itself would, so tiles can align
         padded = (-height) % align, (-width) % align
         source = F.pad(source.float()[None], (0, padded[1], 0, padded[0]), mode="replicate")[0]
-    tile = max(options.tile, (2 * -(-overlap // align) + 2) * align)
+    side = spec.tuning.tile if options.tile == "auto" else int(options.tile)
+    tile = max(side, (2 * -(-overlap // align) + 2) * align)
     tiles = plan_tiles(source.shape[1], source.shape[2], tile, overlap, align)
     for group in batched(tiles, options.batch_size):
         windows = torch.stack([source[:, t.y0 : t.y1, t.x0 : t.x1] for t in group]).float().div_(scale)

@@ -20,7 +20,8 @@ class RestoreOptions:
 
     Attributes:
         tile: tile side in pixels; images up to this size run in one pass. Memory grows with ``tile**2 *
-            batch_size``, not with the image.
+            batch_size``, not with the image. ``"auto"`` (default): the weights' own (``Tuning.tile``; 512 for both
+            bundled weights).
         overlap: context kept around each tile; ``None`` (default) is the model's receptive radius, the least that
             makes the result equal to a whole-image pass (a smaller value is refused).
         batch_size: tiles per forward pass.
@@ -56,7 +57,7 @@ class RestoreOptions:
             at q90-q96 with no image worse than -0.02 dB.
     """
 
-    tile: int = 512
+    tile: int | str = "auto"
     overlap: int | None = None
     batch_size: int = 4
     device: str | None = None
@@ -70,10 +71,9 @@ class RestoreOptions:
     high_quality_taper: tuple[int, int] | str | None = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("tile", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidArgumentError(f"{name} must be an int >= 1, got {value!r}")
+        object.__setattr__(self, "tile", _tile(self.tile))
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise InvalidArgumentError(f"batch_size must be an int >= 1, got {self.batch_size!r}")
         if self.overlap is not None and (
             isinstance(self.overlap, bool) or not isinstance(self.overlap, int) or self.overlap < 0
         ):
@@ -94,6 +94,19 @@ class RestoreOptions:
 
 #: The largest ``strength``: beyond twice the model's correction, artefacts of the correction itself dominate.
 MAX_STRENGTH = 2.0
+
+
+def _tile(value: object) -> int | str:
+    """``"auto"`` or a tile side >= 1 from what users write (``"512"`` included)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return "auto"
+        if text.isdigit():
+            value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgumentError(f"tile must be 'auto' or an int >= 1, got {value!r}")
+    return value
 
 
 def _taper(value: object) -> tuple[int, int] | str | None:

@@ -274,7 +274,7 @@ def test_missing_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     [
         (["--device", "foo"], "unknown device 'foo'"),
         (["--dtype", "int8"], "dtype must be 'auto' or one of fp32, bf16, fp16"),
-        (["--tile", "0"], "tile must be an int >= 1"),
+        (["--tile", "0"], "tile must be 'auto' or an int >= 1"),
         (["--format", "jpg", "--quality", "-5"], "--quality must be in 1..100"),
         (["--quality", "150"], "--quality must be in 1..100"),
         *([(["--device", "cuda"], "no usable CUDA GPU")] if not torch.cuda.is_available() else []),

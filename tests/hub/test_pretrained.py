@@ -44,6 +44,7 @@ def test_save_writes_hub_layout(tmp_path: Path) -> None:
             "undamaged_noise": 4.5,
             "texture_noise": 9.0,
             "consistency_gate": [0.15, 0.35],
+            "tile": 512,
         },
     }
 

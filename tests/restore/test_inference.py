@@ -162,7 +162,7 @@ def test_bf16_is_close_to_fp32_and_auto_picks_by_hardware() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"tile": 0}, "tile must be an int >= 1"),
+        ({"tile": 0}, "tile must be 'auto' or an int >= 1"),
         ({"batch_size": -1}, "batch_size must be an int >= 1"),
         ({"overlap": -2}, "overlap must be None or an int >= 0"),
         ({"device": "foo"}, "unknown device 'foo'"),
