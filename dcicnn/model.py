@@ -213,7 +213,7 @@ class DCICNN(
     def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """Restore a batch ``(N, C, H, W)`` of images on the [0, 1] scale; any H and W >= 1. Output is unclipped.
 
-        ``condition``: ``(N, K)`` values of the condition channels (``dcicnn.damage.conditions.condition_vector``) for a
+        ``condition``: ``(N, K)`` values of the condition channels (one image's: ``Damage.condition``) for a
         conditioned network; ``None`` runs it on what each image itself shows (``default_condition``). A blind
         network takes none.
         """

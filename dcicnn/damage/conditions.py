@@ -38,11 +38,9 @@ __all__ = [
     "CHANNELS",
     "DAMAGE_FIELDS",
     "NOT_JPEG",
-    "JpegHint",
     "channel_count",
     "check_conditions",
     "condition_from_damage",
-    "condition_vector",
     "estimate_jpeg_grid",
     "estimate_jpeg_quality",
     "estimate_noise",
@@ -59,9 +57,6 @@ CHANNELS: dict[str, tuple[str, ...]] = {
     "jpeg": ("jpeg_strength", "jpeg_unknown"),
     "noise": ("noise_level",),
 }
-
-#: A JPEG quality 1..100; ``None``: unknown (the network runs blind to JPEG).
-JpegHint = int | None
 
 #: The noise channel is the estimated sigma (0..255 scale) divided by this.
 NOISE_SCALE = 50.0
@@ -91,7 +86,7 @@ NOT_JPEG = 100
 
 
 def condition_from_damage(conditions: Sequence[str], damage: torch.Tensor) -> torch.Tensor:
-    """``(N, K)`` condition channel values from ``(N, 2)`` damage records (vectorised ``condition_vector``)."""
+    """``(N, K)`` condition channel values from ``(N, 2)`` damage records (``Damage.tensor``, batched)."""
     columns: list[torch.Tensor] = []
     quality, sigma = damage[:, 0].float(), damage[:, 1].float()
     for name in conditions:
@@ -118,15 +113,6 @@ def check_conditions(conditions: Sequence[str]) -> tuple[str, ...]:
 def channel_count(conditions: Sequence[str]) -> int:
     """Input channels the conditions add."""
     return sum(len(CHANNELS[c]) for c in conditions)
-
-
-def condition_vector(
-    conditions: Sequence[str], *, jpeg_quality: JpegHint = None, noise_sigma: float = 0.0
-) -> torch.Tensor:
-    """The float32 values of the condition channels for one image (see the module docstring for their meaning):
-    ``condition_from_damage`` of its damage record; ``jpeg_quality=None`` withholds the quality."""
-    quality = math.nan if jpeg_quality is None else float(check_quality(jpeg_quality))
-    return condition_from_damage(conditions, torch.tensor([[quality, float(noise_sigma)]]))[0]
 
 
 def check_quality(quality: object) -> int:

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import torch
 
 from dcicnn.damage import conditions as cond
+from dcicnn.damage.record import Damage
 from dcicnn.errors import ExportVerificationError, InvalidArgumentError
 from dcicnn.imageio import atomic_path
 from dcicnn.model import DCICNN
@@ -73,7 +74,8 @@ def condition_values(model: DCICNN, jpeg_quality: int | None, noise_sigma: float
     """The ``(K,)`` condition a conditioned ``model`` is exported at (``jpeg_quality=None``: the hint withheld)."""
     if noise_sigma < 0 or noise_sigma > 255:
         raise InvalidArgumentError(f"noise sigma must be in 0..255, got {noise_sigma}")
-    return cond.condition_vector(model.conditions, jpeg_quality=jpeg_quality, noise_sigma=noise_sigma)
+    damage = Damage.blind(noise_sigma) if jpeg_quality is None else Damage(jpeg_quality, noise_sigma)
+    return damage.condition(model.conditions)
 
 
 def fold_condition(model: DCICNN, condition: torch.Tensor) -> DCICNN:

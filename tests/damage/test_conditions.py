@@ -15,7 +15,6 @@ from dcicnn import DCICNN
 from dcicnn.damage.conditions import (
     NOT_JPEG,
     condition_from_damage,
-    condition_vector,
     estimate_jpeg_quality,
     estimate_noise,
     quality_from_tables,
@@ -94,7 +93,7 @@ def test_condition_channels_from_a_damage_record() -> None:
     records = torch.stack([Damage(30, 10.0).tensor(), Damage.blind(0.0).tensor(), Damage(None, 50.0).tensor()])
     channels = condition_from_damage(names, records)
     assert torch.allclose(channels, torch.tensor([[0.7, 0.0, 0.2], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
-    assert torch.allclose(channels[0], condition_vector(names, jpeg_quality=30, noise_sigma=10.0))
+    assert torch.allclose(channels[0], Damage(30, 10.0).condition(names))
     assert condition_from_damage([], records).shape == (3, 0)
     assert torch.equal(Damage(30, 10.0).condition(names), channels[0])
 
